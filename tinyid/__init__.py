@@ -1,6 +1,27 @@
-"""tinyid: deep networks from scratch, and the initialization theory that makes them train."""
+"""tinyid: deep networks from scratch, and the initialization theory that makes them train.
+
+The pieces, each a module a learner can read in one sitting:
+
+- :mod:`tinyid.backend` — NumPy or CuPy arrays (``tinyid.use("cupy")``, ``model.to("cupy")``);
+- :mod:`tinyid.activations` — phi and phi' for the classic activations;
+- :mod:`tinyid.init` — Glorot's standard heuristic, Xavier, He, LeCun, orthogonal, identity;
+- :mod:`tinyid.layers` — :class:`Dense` and :class:`MLP` with hand-written backprop;
+- :mod:`tinyid.losses`, :mod:`tinyid.optim`, :mod:`tinyid.train` — loss, optimizers, the fit loop;
+- :mod:`tinyid.data` — Shapeset-3x2 (generated), (Fashion-)MNIST and CIFAR-10 readers.
+"""
+from tinyid import activations, init, losses, optim
 from tinyid.backend import BackendUnavailableError, get_backend, to_numpy, use
+from tinyid.checkpoint import CheckpointError
+from tinyid.layers import MLP, Dense
+from tinyid.optim import SGD, Adam
+from tinyid.train import Callback, History, NonFiniteLossError, Trainer, evaluate, fit
 
 __version__ = "0.1.0"
 
-__all__ = ["BackendUnavailableError", "get_backend", "to_numpy", "use", "__version__"]
+__all__ = [
+    "activations", "init", "losses", "optim",
+    "BackendUnavailableError", "get_backend", "to_numpy", "use",
+    "CheckpointError", "MLP", "Dense", "SGD", "Adam",
+    "Callback", "History", "NonFiniteLossError", "Trainer", "evaluate", "fit",
+    "__version__",
+]

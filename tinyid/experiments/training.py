@@ -1,0 +1,99 @@
+"""One supervised training run from a plain description: what ``tinyid train`` and experiments share."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinyid import optim
+from tinyid.data import load_dataset
+from tinyid.layers import MLP
+from tinyid.plots import learning_curves, save_figure
+from tinyid.train import Trainer
+
+__all__ = ["RunSpec", "run_training"]
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines a training run (all JSON-able; written into ``metrics.json``).
+
+    ``sizes`` is ``[n_features, hidden..., n_classes]``; ``activation`` and ``init`` take the specs
+    of :func:`tinyid.activations.get` and :func:`tinyid.init.get`; ``optimizer_kwargs`` go to the
+    optimizer (e.g. ``{"momentum": 0.9}``).
+    """
+
+    sizes: list
+    data: str = "shapeset"
+    activation: Any = "tanh"
+    init: Any = "xavier_uniform"
+    epochs: int = 3
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    optimizer_kwargs: dict = field(default_factory=dict)
+    seed: int = 0
+    n_train: "int | None" = None
+    n_test: "int | None" = None
+    standardize: bool = False
+    backend: str = "numpy"
+    dtype: str = "float32"
+    root: "str | None" = None
+    download: bool = False
+
+
+def run_training(spec: RunSpec, out, *, progress: "bool | None" = None, resume: bool = False) -> dict:
+    """Load the data, build (or resume) the model, train, and write the results to ``out``.
+
+    Writes ``out/metrics.json`` (the spec, the history, final test accuracy, timings),
+    ``out/checkpoint.npz`` (the trainer, after every epoch) and ``out/learning_curves.png``.
+    With ``resume=True`` the trainer continues from ``out/checkpoint.npz`` for ``spec.epochs``
+    more epochs.
+
+    Returns
+    -------
+    dict
+        What ``metrics.json`` holds.
+    """
+    out = Path(out)
+    checkpoint = out / "checkpoint.npz"
+    data = load_dataset(spec.data, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed, root=spec.root,
+                        download=spec.download, standardize=spec.standardize)
+    sizes = [int(n) for n in spec.sizes]
+    if sizes[0] != data.n_features or sizes[-1] != data.n_classes:
+        raise ValueError(f"{data.name} has {data.n_features} features and {data.n_classes} classes, so sizes must "
+                         f"start with {data.n_features} and end with {data.n_classes}, got {sizes}")
+    if resume:
+        trainer = Trainer.load(checkpoint, backend=spec.backend)
+        if trainer.model.sizes != sizes:
+            raise ValueError(f"{checkpoint} holds a model with sizes {trainer.model.sizes}, not {sizes}")
+    else:
+        model = MLP(sizes, activation=spec.activation, init=spec.init, seed=spec.seed, backend=spec.backend,
+                    dtype=spec.dtype)
+        optimizer = optim.get(spec.optimizer, model.params, lr=spec.lr, **spec.optimizer_kwargs)
+        trainer = Trainer(model, optimizer, seed=spec.seed, batch_size=spec.batch_size)
+    started = time.perf_counter()
+    history = trainer.fit(data.x_train, data.y_train, spec.epochs, validation=(data.x_test, data.y_test),
+                          progress=progress, checkpoint_path=checkpoint)
+    seconds = time.perf_counter() - started
+    metrics = {
+        "spec": asdict(spec),
+        "model": trainer.model.config(),
+        "n_params": trainer.model.n_params,
+        "n_train": int(len(data.y_train)),
+        "n_test": int(len(data.y_test)),
+        "final_test_acc": history.epochs[-1]["test_acc"] if history.epochs else None,
+        "final_test_loss": history.epochs[-1]["test_loss"] if history.epochs else None,
+        "train_seconds": seconds,
+        "seconds_per_epoch": seconds / spec.epochs if spec.epochs else None,
+        "history": {"epochs": history.epochs},
+        "checkpoint": checkpoint.name,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if history.epochs:
+        title = f"{data.name}: {trainer.model.activation.name} MLP {sizes}"
+        save_figure(learning_curves(history, title), out / "learning_curves.png")
+    return metrics
