@@ -1,8 +1,8 @@
-"""Activation functions phi, their derivatives phi', and the properties init theory asks about.
+r"""Activation functions phi, their derivatives phi', and the properties init theory asks about.
 
-Every activation is an :class:`Activation` value: call it for :math:`\\phi(x)`, call
-:meth:`Activation.derivative` for :math:`\\phi'(x)`, and read ``symmetric`` (is phi odd?) and
-``derivative_at_zero`` (:math:`\\phi'(0)`), the two facts Glorot & Bengio's linear-regime analysis needs.
+Every activation is an :class:`Activation` value: call it for :math:`\phi(x)`, call
+:meth:`Activation.derivative` for :math:`\phi'(x)`, and read ``symmetric`` (is phi odd?) and
+``derivative_at_zero`` (:math:`\phi'(0)`), the two facts Glorot & Bengio's linear-regime analysis needs.
 Build one by name with :func:`get`::
 
     act = get("leaky_relu", slope=0.2)
@@ -19,9 +19,11 @@ Conventions
   Integer or boolean inputs are computed in float64.
 * Every formula is written so that large :math:`|x|` (1e30 and beyond) raises no overflow or invalid-value
   warning: exponentials only ever see non-positive arguments, and cubes are taken of a clipped input.
+  Tails are also computed without cancellation (e.g. :math:`\sigma(-30)` and :math:`\tanh'(20)` keep their
+  relative accuracy), which is what lets float64 gradient checks hold to 1e-6 relative error.
 * At a kink at :math:`x = 0` the derivative takes the left branch: ``relu'(0) = 0``,
   ``leaky_relu'(0) = slope``, ``elu'(0) = alpha``, ``selu'(0) = lambda * alpha``; ``hard_tanh'(x)`` is 1 for
-  :math:`|x| < 1` and 0 for :math:`|x| \\ge 1`. ``derivative_at_zero`` always equals ``derivative(0)``.
+  :math:`|x| < 1` and 0 for :math:`|x| \ge 1`. ``derivative_at_zero`` always equals ``derivative(0)``.
 """
 from __future__ import annotations
 
@@ -59,9 +61,9 @@ SELU_LAMBDA = 1.0507009873554804934193349852946
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_K = 0.044715
-# tanh(sqrt(2/pi) * (x + 0.044715 x^3)) is exactly +-1 in float64 (and float32) once |x| > ~4.5, so the
-# cubic can be evaluated on x clipped to [-10, 10] without changing any result and without overflow.
-_GELU_CLIP = 10.0
+# At |x| = 30, u = sqrt(2/pi) (x + 0.044715 x^3) is ~987 and exp(-2|u|) underflows to exactly 0 in float32 and
+# float64, so the cubic can be evaluated on x clipped to [-30, 30] without changing any result or overflowing.
+_GELU_CLIP = 30.0
 
 
 def _prepare(x: Any):
@@ -74,137 +76,221 @@ def _prepare(x: Any):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The formulas: each forward function is followed by its derivative. Parameters are Python floats, so
-# they never promote a float32 array to float64.
+# The formulas: each forward function is followed by its derivative. They take an array x of any shape
+# and return an array of the same shape, dtype and module. Parameters are Python floats, so they never
+# promote a float32 array to float64.
 # ---------------------------------------------------------------------------------------------------
 
 
 def _linear(x):
-    r""":math:`\phi(x) = x`."""
+    r"""Identity.
+
+    .. math:: \phi(x) = x
+    """
     _, x = _prepare(x)
     return x.copy()
 
 
 def _linear_grad(x):
-    r""":math:`\phi'(x) = 1`."""
+    r"""
+    .. math:: \phi'(x) = 1
+    """
     xp, x = _prepare(x)
     return xp.ones_like(x)
 
 
+def _logistic_parts(xp, z):
+    r"""Return :math:`\sigma(z)` and :math:`\sigma'(z) = \sigma(z)(1 - \sigma(z))` from :math:`e = e^{-|z|} \le 1`.
+
+    .. math::
+
+        \sigma(z) = \begin{cases} \dfrac{1}{1 + e} & z \ge 0 \\[4pt] \dfrac{e}{1 + e} & z < 0 \end{cases}, \qquad
+        \sigma'(z) = \frac{e}{(1 + e)^2} .
+
+    The exponential never overflows and nothing cancels, so both are accurate to a few ulps *relative* to
+    their value, even deep in the tails where they are tiny.
+    """
+    e = xp.exp(-xp.abs(z))
+    r = 1.0 / (1.0 + e)
+    return xp.where(z >= 0, r, e * r), e * r * r
+
+
 def _sigmoid(x):
-    r"""Logistic sigmoid, computed as :math:`\phi(x) = \tfrac12 (1 + \tanh(x/2)) = 1 / (1 + e^{-x})`."""
+    r"""Logistic sigmoid, evaluated in the stable :math:`e^{-|x|}` form of :func:`_logistic_parts`.
+
+    .. math:: \phi(x) = \sigma(x) = \frac{1}{1 + e^{-x}}
+    """
     xp, x = _prepare(x)
-    return 0.5 * (1.0 + xp.tanh(0.5 * x))
+    return _logistic_parts(xp, x)[0]
 
 
 def _sigmoid_grad(x):
-    r""":math:`\phi'(x) = \phi(x)\,(1 - \phi(x)) = \tfrac14 (1 - \tanh^2(x/2))`."""
+    r"""
+    .. math:: \phi'(x) = \sigma(x)\,(1 - \sigma(x)) = \frac{e^{-|x|}}{(1 + e^{-|x|})^2}
+    """
     xp, x = _prepare(x)
-    t = xp.tanh(0.5 * x)
-    return 0.25 * (1.0 - t * t)
+    return _logistic_parts(xp, x)[1]
 
 
 def _tanh(x):
-    r""":math:`\phi(x) = \tanh x`."""
+    r"""
+    .. math:: \phi(x) = \tanh x
+    """
     xp, x = _prepare(x)
     return xp.tanh(x)
 
 
 def _tanh_grad(x):
-    r""":math:`\phi'(x) = 1 - \tanh^2 x`."""
+    r"""Written without the subtraction, so it keeps its relative accuracy for large :math:`|x|`.
+
+    .. math:: \phi'(x) = 1 - \tanh^2 x = \frac{4 e^{-2|x|}}{(1 + e^{-2|x|})^2}
+    """
     xp, x = _prepare(x)
-    t = xp.tanh(x)
-    return 1.0 - t * t
+    e = xp.exp(-xp.abs(x))
+    e2 = e * e
+    return 4.0 * e2 / ((1.0 + e2) * (1.0 + e2))
 
 
 def _softsign(x):
-    r""":math:`\phi(x) = x / (1 + |x|)`."""
+    r"""Softsign (Glorot & Bengio 2010).
+
+    .. math:: \phi(x) = \frac{x}{1 + |x|}
+    """
     xp, x = _prepare(x)
     return x / (1.0 + xp.abs(x))
 
 
 def _softsign_grad(x):
-    r""":math:`\phi'(x) = 1 / (1 + |x|)^2`, squared after the division so it cannot overflow."""
+    r"""Squared after the division, so it cannot overflow.
+
+    .. math:: \phi'(x) = \frac{1}{(1 + |x|)^2}
+    """
     xp, x = _prepare(x)
     r = 1.0 / (1.0 + xp.abs(x))
     return r * r
 
 
 def _relu(x):
-    r""":math:`\phi(x) = \max(x, 0)`."""
+    r"""
+    .. math:: \phi(x) = \max(x, 0)
+    """
     xp, x = _prepare(x)
     return xp.maximum(x, 0.0).astype(x.dtype, copy=False)
 
 
 def _relu_grad(x):
-    r""":math:`\phi'(x) = 1` for :math:`x > 0`, else 0 (so :math:`\phi'(0) = 0`)."""
+    r"""Left branch at the kink: :math:`\phi'(0) = 0`.
+
+    .. math:: \phi'(x) = \begin{cases} 1 & x > 0 \\ 0 & x \le 0 \end{cases}
+    """
     _, x = _prepare(x)
     return (x > 0).astype(x.dtype)
 
 
 def _leaky_relu(x, slope=0.01):
-    r""":math:`\phi(x) = x` for :math:`x > 0`, else :math:`a x` with :math:`a` = ``slope``."""
+    r"""Leaky ReLU with negative slope :math:`a` = ``slope``.
+
+    .. math:: \phi(x) = \begin{cases} x & x > 0 \\ a x & x \le 0 \end{cases}
+    """
     xp, x = _prepare(x)
     return xp.where(x > 0, x, slope * x).astype(x.dtype, copy=False)
 
 
 def _leaky_relu_grad(x, slope=0.01):
-    r""":math:`\phi'(x) = 1` for :math:`x > 0`, else :math:`a` (so :math:`\phi'(0) = a`)."""
+    r"""Left branch at the kink: :math:`\phi'(0) = a`.
+
+    .. math:: \phi'(x) = \begin{cases} 1 & x > 0 \\ a & x \le 0 \end{cases}
+    """
     xp, x = _prepare(x)
     return xp.where(x > 0, xp.ones_like(x), xp.full_like(x, slope))
 
 
 def _hard_tanh(x):
-    r""":math:`\phi(x) = \min(\max(x, -1), 1)`."""
+    r"""
+    .. math:: \phi(x) = \min(\max(x, -1), 1)
+    """
     xp, x = _prepare(x)
     return xp.clip(x, -1.0, 1.0).astype(x.dtype, copy=False)
 
 
 def _hard_tanh_grad(x):
-    r""":math:`\phi'(x) = 1` for :math:`|x| < 1`, else 0 (0 at the kinks :math:`x = \pm 1`)."""
+    r"""0 at the kinks :math:`x = \pm 1`.
+
+    .. math:: \phi'(x) = \begin{cases} 1 & |x| < 1 \\ 0 & |x| \ge 1 \end{cases}
+    """
     xp, x = _prepare(x)
     return (xp.abs(x) < 1).astype(x.dtype)
 
 
 def _elu(x, alpha=1.0):
-    r""":math:`\phi(x) = x` for :math:`x > 0`, else :math:`\alpha (e^x - 1)`, via ``expm1(min(x, 0))``."""
+    r"""ELU (Clevert et al. 2015); the negative branch uses ``expm1(min(x, 0))``: no overflow, no cancellation.
+
+    .. math:: \phi(x) = \begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases}
+    """
     xp, x = _prepare(x)
     return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0.0))).astype(x.dtype, copy=False)
 
 
 def _elu_grad(x, alpha=1.0):
-    r""":math:`\phi'(x) = 1` for :math:`x > 0`, else :math:`\alpha e^x` (so :math:`\phi'(0) = \alpha`)."""
+    r"""Left branch at the kink: :math:`\phi'(0) = \alpha` (continuous only for :math:`\alpha = 1`).
+
+    .. math:: \phi'(x) = \begin{cases} 1 & x > 0 \\ \alpha e^x & x \le 0 \end{cases}
+    """
     xp, x = _prepare(x)
     return xp.where(x > 0, xp.ones_like(x), alpha * xp.exp(xp.minimum(x, 0.0))).astype(x.dtype, copy=False)
 
 
 def _selu(x):
-    r""":math:`\phi(x) = \lambda\,\mathrm{elu}_\alpha(x)` with Klambauer's :math:`\alpha, \lambda`."""
+    r"""SELU (Klambauer et al. 2017), with the fixed :data:`SELU_ALPHA` and :data:`SELU_LAMBDA`.
+
+    .. math:: \phi(x) = \lambda \begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases}
+    """
     return SELU_LAMBDA * _elu(x, alpha=SELU_ALPHA)
 
 
 def _selu_grad(x):
-    r""":math:`\phi'(x) = \lambda` for :math:`x > 0`, else :math:`\lambda \alpha e^x`."""
+    r"""Left branch at the kink: :math:`\phi'(0) = \lambda \alpha`.
+
+    .. math:: \phi'(x) = \lambda \begin{cases} 1 & x > 0 \\ \alpha e^x & x \le 0 \end{cases}
+    """
     return SELU_LAMBDA * _elu_grad(x, alpha=SELU_ALPHA)
 
 
-def _gelu(x):
-    r"""GELU, tanh approximation:
-    :math:`\phi(x) = \tfrac12 x (1 + \tanh u)`, :math:`u = \sqrt{2/\pi}\,(x + 0.044715 x^3)`."""
+def _gelu_parts(x):
+    """Shared by GELU and its derivative: ``(x, clipped x, sigma(2u), sigma'(2u))``."""
     xp, x = _prepare(x)
     xc = xp.clip(x, -_GELU_CLIP, _GELU_CLIP)
-    t = xp.tanh(_SQRT_2_OVER_PI * (xc + _GELU_K * xc * xc * xc))
-    return 0.5 * x * (1.0 + t)
+    u = _SQRT_2_OVER_PI * (xc + _GELU_K * xc * xc * xc)
+    s, ds = _logistic_parts(xp, 2.0 * u)  # (1 + tanh u) / 2 = sigma(2u), (1 - tanh^2 u) / 4 = sigma'(2u)
+    return x, xc, s, ds
+
+
+def _gelu(x):
+    r"""GELU, **tanh approximation** (Hendrycks & Gimpel 2016), not the exact :math:`x\,\Phi(x)`.
+
+    .. math::
+
+        \phi(x) = \tfrac12 x\,(1 + \tanh u) = x\,\sigma(2u), \qquad u = \sqrt{2/\pi}\,(x + 0.044715\,x^3) .
+
+    Evaluated as :math:`x\,\sigma(2u)` with the stable logistic, so the negative tail keeps its relative
+    accuracy. The cubic uses :math:`x` clipped to :math:`[-30, 30]`; beyond that :math:`e^{-2|u|}` is already
+    exactly 0 in float32 and float64, so the clip changes no result and :math:`x^3` cannot overflow.
+    """
+    x, _, s, _ = _gelu_parts(x)
+    return x * s
 
 
 def _gelu_grad(x):
-    r"""Exact derivative of the tanh approximation:
-    :math:`\phi'(x) = \tfrac12 (1 + \tanh u) + \tfrac12 x (1 - \tanh^2 u) \sqrt{2/\pi} (1 + 3 \cdot 0.044715 x^2)`."""
-    xp, x = _prepare(x)
-    xc = xp.clip(x, -_GELU_CLIP, _GELU_CLIP)
-    t = xp.tanh(_SQRT_2_OVER_PI * (xc + _GELU_K * xc * xc * xc))
-    # The second term uses the clipped x: where the clip acts, 1 - t^2 is exactly 0 anyway.
-    return 0.5 * (1.0 + t) + 0.5 * xc * (1.0 - t * t) * (_SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_K * xc * xc))
+    r"""Exact derivative of the tanh approximation.
+
+    .. math::
+
+        \phi'(x) &= \tfrac12 (1 + \tanh u) + \tfrac12 x\,(1 - \tanh^2 u)\,\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\,x^2) \\
+                 &= \sigma(2u) + 2 x\,\sigma'(2u)\,\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\,x^2)
+    """
+    _, xc, s, ds = _gelu_parts(x)
+    # The second term uses the clipped x: where the clip acts, sigma'(2u) is exactly 0 anyway.
+    return s + 2.0 * xc * ds * (_SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_K * xc * xc))
 
 
 # ---------------------------------------------------------------------------------------------------
