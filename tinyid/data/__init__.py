@@ -23,7 +23,6 @@ import numpy as np
 
 from tinyid.data import cifar as _cifar
 from tinyid.data import idx as _idx
-from tinyid.data import shapeset as _shapeset
 from tinyid.data._files import (
     DATA_ENV_VAR,
     ChecksumMismatchError,
@@ -35,7 +34,9 @@ from tinyid.data._files import (
 )
 from tinyid.data.cifar import CIFAR10_CLASSES, cifar10
 from tinyid.data.idx import FASHION_MNIST_CLASSES, MNIST_CLASSES, fashion_mnist, mnist, read_idx
-from tinyid.data.shapeset import SHAPESET_CLASSES, shapeset
+# Note: the function ``shapeset`` shadows the sub-module of the same name as an attribute of
+# this package; ``from tinyid.data.shapeset import ...`` still reaches the module.
+from tinyid.data.shapeset import SHAPESET_CLASSES, _check_seed, _mean_std, _standardize, shapeset
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -216,14 +217,14 @@ def load_dataset(name, *, n_train=None, n_test=None, seed=0, root=None, download
     download = check_flag(download, "download")
     check_root(root)
     if name == "shapeset":
-        seed = _shapeset._check_seed(seed)
+        seed = _check_seed(seed)
         entropy = seed if isinstance(seed, list) else [seed]
         x_train, y_train = shapeset(n_train or SHAPESET_DEFAULT_N_TRAIN, seed=[*entropy, 0])
         x_test, y_test = shapeset(n_test or SHAPESET_DEFAULT_N_TEST, seed=[*entropy, 1])
         if standardize:
-            mean, std = _shapeset._mean_std(x_train)
-            x_train = _shapeset._standardize(x_train, mean, std)
-            x_test = _shapeset._standardize(x_test, mean, std)
+            mean, std = _mean_std(x_train)
+            x_train = _standardize(x_train, mean, std)
+            x_test = _standardize(x_test, mean, std)
     else:
         load = _FILE_LOADERS[name]
         x_train, y_train = _first(*load("train", root, download, standardize=standardize), n_train, "train", name)
