@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import io
 import math
-import os
 import tarfile
 from pathlib import Path
 

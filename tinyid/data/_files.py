@@ -203,7 +203,8 @@ def download_file(base_urls, remote, directory):
 
     The bytes go to a temporary file in ``directory`` while their SHA-256 is computed; a
     matching file is renamed to ``directory / remote.filename`` atomically (replacing any
-    file of that name), a mismatching one is deleted.
+    file of that name), a mismatching one is deleted. Each attempt is announced with one
+    line on stderr.
 
     Parameters
     ----------
