@@ -146,7 +146,9 @@ def test_orthogonal_is_haar(shape):
     k, n = min(shape), max(shape)
     diag_sums = np.array([np.trace(w[:k, :k]) for w in ws])
     assert abs(diag_sums.mean()) <= Z * math.sqrt(k / n / m)
-    assert diag_sums.var() == pytest.approx(k / n, abs=Z * (k / n) * math.sqrt(2 / m))  # roughly Gaussian sum
+    # Standard error of a sample variance with the Gaussian fourth moment; the bounded Haar entries have lighter
+    # tails than a Gaussian, so this tolerance is conservative.
+    assert diag_sums.var() == pytest.approx(k / n, abs=Z * (k / n) * math.sqrt(2 / m))
     positive = np.mean([w[0, 0] > 0 for w in ws])
     assert abs(positive - 0.5) <= Z * math.sqrt(0.25 / m)
     # Second moment of an entry: E[W_ij^2] = 1/n exactly (by orthonormality), a sanity check on the scale.
