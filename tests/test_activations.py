@@ -309,6 +309,11 @@ def test_get_errors(spec, params, match):
         get(spec, **params)
 
 
-def test_activation_constructor_checks_the_name():
+def test_activation_constructor_checks_name_and_properties():
     with pytest.raises(ValueError, match="unknown activation"):
         Activation("swish", {}, False, 0.5)
+    with pytest.raises(ValueError, match="derivative_at_zero=0.25"):
+        Activation("sigmoid", {}, False, 1.0)
+    with pytest.raises(ValueError, match="parameters"):
+        Activation("leaky_relu", {}, False, 0.01)
+    assert Activation("leaky_relu", {"slope": 0.2}, False, 0.2) == get("leaky_relu", slope=0.2)

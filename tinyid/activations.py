@@ -389,6 +389,16 @@ class Activation:
             raise ValueError(f"unknown activation {self.name!r}; valid names: {', '.join(NAMES)}")
         if not isinstance(self.params, _FrozenParams):
             object.__setattr__(self, "params", _FrozenParams(self.params))
+        # A hand-built Activation must tell the truth about its properties; get() always does.
+        entry = _REGISTRY[self.name]
+        if set(self.params) != {k for k, _ in entry.defaults}:
+            raise ValueError(f"activation {self.name!r} needs exactly the parameters {[k for k, _ in entry.defaults]}")
+        expected = (bool(entry.symmetric(**self.params)), float(entry.derivative_at_zero(**self.params)))
+        if (self.symmetric, self.derivative_at_zero) != expected:
+            raise ValueError(
+                f"activation {self.name!r} with {dict(self.params)} has symmetric={expected[0]} and "
+                f"derivative_at_zero={expected[1]}; build it with activations.get()"
+            )
 
     def __call__(self, x):
         r""":math:`\phi(x)` elementwise.
