@@ -3,6 +3,7 @@
 Profiles: ``ci`` (derandomized, no deadline; chosen automatically when ``CI`` is set) and
 ``dev`` (random, no deadline). Choose one with ``HYPOTHESIS_PROFILE=...``.
 """
+import functools
 import os
 
 import pytest
@@ -18,35 +19,22 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
-def _cupy_skip_reason():
+@functools.lru_cache(maxsize=None)
+def cupy_skip_reason():
+    """None when the cupy backend runs here, else why not (the first clause of the backend's error)."""
     from tinyid.backend import BackendUnavailableError, get_backend
 
     try:
         get_backend("cupy")
     except BackendUnavailableError as exc:
-        return str(exc)
+        return str(exc).split(";")[0]
     return None
 
 
-_CUPY_REASON = None
-_CUPY_CHECKED = False
-
-
-def cupy_skip_reason():
-    """None when the cupy backend runs here, else the reason it does not (cached)."""
-    global _CUPY_REASON, _CUPY_CHECKED
-    if not _CUPY_CHECKED:
-        _CUPY_REASON, _CUPY_CHECKED = _cupy_skip_reason(), True
-    return _CUPY_REASON
-
-
 def pytest_collection_modifyitems(config, items):
-    reason = None
     for item in items:
-        if "cupy" in item.keywords:
-            reason = reason or cupy_skip_reason()
-            if reason:
-                item.add_marker(pytest.mark.skip(reason=f"no GPU backend: {reason}"))
+        if "cupy" in item.keywords and cupy_skip_reason():
+            item.add_marker(pytest.mark.skip(reason=cupy_skip_reason()))
 
 
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.cupy)])

@@ -40,6 +40,8 @@ def save_npz(path: "str | os.PathLike", header: dict[str, Any], arrays: dict[str
         path = path.with_name(path.name + ".npz")
     if _HEADER in arrays:
         raise ValueError(f"array name {_HEADER!r} is reserved for the header")
+    if {"format", "version"} & set(header):
+        raise ValueError("header keys 'format' and 'version' are written by save_npz itself")
     full_header = {"format": FORMAT, "version": VERSION, **header}
     payload = {_HEADER: np.array(json.dumps(full_header))}
     payload.update({name: np.asarray(a) for name, a in arrays.items()})
@@ -78,7 +80,10 @@ def load_npz(path: "str | os.PathLike", kind: "str | None" = None) -> tuple[dict
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{str(path)!r} is a single .npy array, not a tinyid checkpoint (.npz)")
+        with loaded as npz:
             names = list(npz.files)
             if _HEADER not in names:
                 raise CheckpointError(
@@ -86,7 +91,8 @@ def load_npz(path: "str | os.PathLike", kind: "str | None" = None) -> tuple[dict
             arrays = {name: npz[name] for name in names}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, NotImplementedError,
+            RuntimeError) as exc:
         raise CheckpointError(
             f"{str(path)!r} is not a readable tinyid checkpoint (truncated, corrupt or another format: {exc})"
         ) from None

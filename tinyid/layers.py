@@ -404,7 +404,9 @@ class MLP:
         unreadable or holds another architecture.
         """
         header, arrays = load_npz(path)
-        config = header.get("model", {})
+        config = header.get("model")
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{str(path)!r} does not hold a model")
         mine = self.config()
         for key in ("sizes", "activation"):
             if config.get(key) != mine[key]:

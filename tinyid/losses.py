@@ -17,6 +17,8 @@ def _check_labels(logits, labels):
             f"labels must be a 1-D array of {logits.shape[0]} integer class indices (one per row of logits), "
             f"got shape {tuple(labels.shape)}"
         )
+    if logits.shape[0] == 0:
+        raise ValueError("logits is an empty batch: need at least one row")
     if labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
     n_classes = logits.shape[1]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from tinyid.backend import array_module, to_numpy
 
 __all__ = ["Optimizer", "SGD", "Adam", "get"]
@@ -97,10 +99,13 @@ class Optimizer:
                 if tuple(b.shape) != tuple(p.shape):
                     raise ValueError(f"optimizer buffer of shape {tuple(b.shape)} does not fit parameter "
                                      f"of shape {tuple(p.shape)}")
+        step_count = state.get("step_count")
+        if isinstance(step_count, bool) or not isinstance(step_count, (int, np.integer)) or step_count < 0:
+            raise ValueError(f"optimizer state needs a non-negative integer step_count, got {step_count!r}")
         xp = array_module(self.params[0])
         for name, bufs in buffers.items():
             self.buffers[name] = [xp.asarray(b, dtype=p.dtype).copy() for b, p in zip(bufs, self.params)]
-        self.step_count = int(state["step_count"])
+        self.step_count = int(step_count)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
