@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
         exp = run_sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
         exp.add_argument("--out", default=None, help=f"output directory (default runs/{name})")
         exp.add_argument("--quick", action="store_true", help="a small version that runs in seconds")
+        exp.add_argument("--epochs", type=_non_negative_int, default=None,
+                         help="override the experiment's number of epochs")
         _add_common(exp)
         module.add_arguments(exp)
     return parser

@@ -2,7 +2,8 @@
 
 An experiment module provides ``DESCRIPTION`` (one line), ``add_arguments(parser)`` for its own
 options, and ``run(args) -> dict`` which writes figures and a JSON of numbers under ``args.out``
-and returns the numbers.
+and returns the numbers. Every experiment gets the common options ``--out``, ``--quick``,
+``--epochs`` (None: the experiment's default), ``--backend``, ``--seed`` and ``--progress``.
 """
 from __future__ import annotations
 
