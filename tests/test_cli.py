@@ -27,6 +27,7 @@ def test_train_writes_metrics_checkpoint_and_figure(tmp_path, capsys):
     status, out, err = run_cli(["train", *SMALL, "--epochs", "2", "--out", str(tmp_path)], capsys)
     assert status == 0, err
     assert "final test accuracy" in out
+    assert "epoch 1: train_loss" in out and "epoch 2: " in out  # no terminal here: one line per epoch
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["n_train"] == 120 and metrics["n_test"] == 40
     assert metrics["spec"]["sizes"] == [1024, 12, 9] and metrics["model"]["activation"] == {"name": "tanh"}

@@ -28,7 +28,7 @@ from tinyid.checkpoint import CheckpointError, load_npz, save_npz
 from tinyid.layers import MLP
 from tinyid.losses import softmax_cross_entropy
 
-__all__ = ["Trainer", "History", "Callback", "NonFiniteLossError", "fit", "evaluate"]
+__all__ = ["Trainer", "History", "Callback", "EpochLogger", "NonFiniteLossError", "fit", "evaluate", "format_epoch"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -108,6 +108,23 @@ class Callback:
 
     def on_train_end(self, trainer: "Trainer") -> None:
         """After the last epoch of a :meth:`Trainer.fit` call."""
+
+
+def format_epoch(record: dict) -> str:
+    """One readable line for an epoch record, e.g. ``epoch 3: train_loss 0.41, train_acc 0.86, ...``."""
+    shown = ", ".join(f"{key} {value:.4g}" for key, value in record.items()
+                      if key not in ("epoch", "step") and value is not None)
+    return f"epoch {record['epoch']}: {shown}"
+
+
+class EpochLogger(Callback):
+    """Print :func:`format_epoch` after every epoch (for logs, where no progress bar is shown)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream
+
+    def on_epoch_end(self, trainer: "Trainer", record: dict) -> None:
+        print(format_epoch(record), file=self.stream or sys.stdout, flush=True)
 
 
 def _batches(n: int, batch_size: int) -> Iterable[slice]:
@@ -281,9 +298,7 @@ class Trainer:
             record["seconds"] = time.perf_counter() - started
             self.history.epochs.append(record)
             if progress:
-                shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items()
-                                  if k not in ("epoch", "step") and v is not None)
-                tqdm.write(f"epoch {epoch}: {shown}", file=sys.stderr)
+                tqdm.write(format_epoch(record), file=sys.stderr)
             for cb in callbacks:
                 cb.on_epoch_end(self, record)
             if checkpoint_path is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from tinyid import optim
 from tinyid.data import load_dataset
 from tinyid.layers import MLP
 from tinyid.plots import learning_curves, save_figure
-from tinyid.train import Trainer
+from tinyid.train import EpochLogger, Trainer
 
 __all__ = ["RunSpec", "run_training"]
 
@@ -49,6 +50,7 @@ def run_training(spec: RunSpec, out, *, progress: "bool | None" = None, resume: 
 
     Writes ``out/metrics.json`` (the spec, the history, final test accuracy, timings),
     ``out/checkpoint.npz`` (the trainer, after every epoch) and ``out/learning_curves.png``.
+    Progress: a bar on a terminal (or when ``progress=True``), else one line per epoch on stdout.
     With ``resume=True`` the trainer continues from ``out/checkpoint.npz`` for ``spec.epochs``
     more epochs.
 
@@ -74,9 +76,12 @@ def run_training(spec: RunSpec, out, *, progress: "bool | None" = None, resume: 
                     dtype=spec.dtype)
         optimizer = optim.get(spec.optimizer, model.params, lr=spec.lr, **spec.optimizer_kwargs)
         trainer = Trainer(model, optimizer, seed=spec.seed, batch_size=spec.batch_size)
+    if progress is None:
+        progress = sys.stderr.isatty()
     started = time.perf_counter()
     history = trainer.fit(data.x_train, data.y_train, spec.epochs, validation=(data.x_test, data.y_test),
-                          progress=progress, checkpoint_path=checkpoint)
+                          progress=progress, checkpoint_path=checkpoint,
+                          callbacks=[] if progress else [EpochLogger()])
     seconds = time.perf_counter() - started
     metrics = {
         "spec": asdict(spec),
