@@ -3,8 +3,16 @@
 Profiles: ``ci`` (derandomized, no deadline; chosen automatically when ``CI`` is set) and
 ``dev`` (random, no deadline). Choose one with ``HYPOTHESIS_PROFILE=...``.
 """
-import functools
 import os
+import shutil
+
+# The CUDA kernels (tinyid.kernels.gpu) are tested in the Numba CUDA simulator when no NVIDIA GPU is
+# visible. The switch is read when numba is first imported, so it must be set here, before any test
+# module (or tinyid) imports numba. An explicit NUMBA_ENABLE_CUDASIM=0 or =1 from the caller wins.
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and shutil.which("nvidia-smi") is None:
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import functools
 
 import pytest
 from hypothesis import HealthCheck, settings
