@@ -13,7 +13,7 @@ def test_numpy_backend_and_default():
 
 
 def test_unknown_backend_names_the_choices():
-    with pytest.raises(ValueError, match="choose one of numpy, cupy"):
+    with pytest.raises(ValueError, match="choose one of numpy, numba, cupy"):
         get_backend("tensorflow")
 
 

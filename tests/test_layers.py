@@ -74,14 +74,18 @@ def test_gradients_match_central_differences(widths, n_in, n_classes, n_batch, a
 
 
 def test_gradient_check_catches_a_wrong_derivative(monkeypatch):
-    """The check above can fail: a derivative off by 1% is caught."""
+    """The check above can fail: a backward pass off by 1% is caught."""
+    from tinyid.kernels import reference
+
     model = MLP([4, 5, 3], activation="tanh", seed=0, dtype="float64")
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(3, 4)), np.array([0, 1, 2])
-    hidden = model.layers[0]
-    wrong = activations.get("tanh")
-    object.__setattr__(hidden, "activation", type("Wrong", (), {
-        "__call__": lambda self, s: wrong(s), "derivative": lambda self, s: 1.01 * wrong.derivative(s)})())
+    right = reference.activation_backward
+
+    def off_by_one_percent(dy, derivative, ds, db):
+        right(dy, None if derivative is None else 1.01 * derivative, ds, db)
+
+    monkeypatch.setattr(reference, "activation_backward", off_by_one_percent)
     _, grads = model.loss_and_grads(x, y)
     with pytest.raises(AssertionError):
         assert_grads_close(grads, numerical_grads(model, x, y))
@@ -206,14 +210,14 @@ def test_bad_inputs_to_the_model():
 
 
 def test_first_nonfinite_names_the_layer():
-    model = MLP([3, 4, 4, 2], seed=0, dtype="float64")
+    model = MLP([3, 4, 4, 2], activation="relu", seed=0, dtype="float64")
     x = np.ones((2, 3))
     assert model.first_nonfinite(x) is None
     model.params[1][1][0] = np.inf
     assert model.first_nonfinite(x).startswith("layer 2 ") and "parameter b" in model.first_nonfinite(x)
     model.params[1][1][0] = 0.0
-    model.params[0][0][...] = 1e308
-    assert model.first_nonfinite(x).startswith("layer 1 ")
+    model.params[0][0][...] = 1e308  # s = zW overflows to inf, and relu(inf) = inf
+    assert model.first_nonfinite(x).startswith("layer 1 ") and model.first_nonfinite(x).endswith("output")
     assert model.first_nonfinite(np.full((2, 3), np.nan)) is not None
 
 

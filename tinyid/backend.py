@@ -1,4 +1,12 @@
-"""Array backends: which array module (NumPy or CuPy) a model computes with.
+"""Backends: which array module (NumPy or CuPy) and which kernel set a model computes with.
+
+- ``"numpy"``: NumPy arrays, :mod:`tinyid.kernels.reference` (plain NumPy, the oracle; always there);
+- ``"numba"``: NumPy arrays, :mod:`tinyid.kernels.cpu` (``numba.njit``; ``pip install 'tinyid[fast]'``);
+- ``"cupy"``: CuPy arrays on a GPU, :mod:`tinyid.kernels.gpu` (``numba.cuda``; ``pip install 'tinyid[gpu]'``).
+
+Matrix products always go to BLAS (NumPy) or cuBLAS (CuPy); the kernel set does the rest of a
+step (bias + activation, activation backward + bias gradient, loss, optimizer update). The numba
+and cupy backends also reuse their step buffers from one training step to the next.
 
 A backend is a value, not a hidden global. Every model holds its own :class:`Backend`;
 :func:`use` only chooses the *default* for models created afterwards, either as a plain
@@ -34,7 +42,9 @@ __all__ = [
 ]
 
 #: Names accepted wherever a backend is asked for.
-BACKEND_NAMES = ("numpy", "cupy")
+BACKEND_NAMES = ("numpy", "numba", "cupy")
+
+_NUMBA_INSTALL_HINT = "install Numba with `pip install 'tinyid[fast]'`, or use backend='numpy'"
 
 _CUPY_INSTALL_HINT = (
     "install CuPy on a machine with an NVIDIA GPU: `pip install 'tinyid[gpu]'` for CUDA 12 "
@@ -54,17 +64,24 @@ class Backend:
     Attributes
     ----------
     name : str
-        ``"numpy"`` or ``"cupy"``.
+        ``"numpy"``, ``"numba"`` or ``"cupy"``.
     xp : module
-        The array module (``numpy`` or ``cupy``); layer code calls ``backend.xp.tanh`` etc.
+        The array module (``numpy`` or ``cupy``); layer code calls ``backend.xp.matmul`` etc.
+    kernels : module
+        The kernel set (see :mod:`tinyid.kernels`).
+    reuse_buffers : bool
+        Whether a model's training step writes into buffers kept from the previous step (fast
+        backends) or into fresh arrays (the reference, whose results are never overwritten).
     """
 
     name: str
     xp: ModuleType
+    kernels: ModuleType
+    reuse_buffers: bool
 
     def asarray(self, a: Any, dtype: Any = None):
         """Move ``a`` (host or device array, or scalar) to this backend, optionally casting."""
-        if self.name == "numpy":
+        if self.xp is np:
             return np.asarray(to_numpy(a), dtype=dtype)
         return self.xp.asarray(a, dtype=dtype)
 
@@ -93,7 +110,37 @@ def _load_cupy() -> ModuleType:
     return cupy
 
 
-_BACKENDS: dict[str, Backend] = {"numpy": Backend("numpy", np)}
+def _load_numba_kernels() -> ModuleType:
+    try:
+        import numba  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailableError(f"backend 'numba' is not available: {exc}; {_NUMBA_INSTALL_HINT}") from exc
+    from tinyid import kernels
+
+    return kernels.load("cpu")
+
+
+def _load_gpu_kernels() -> ModuleType:
+    """numba-cuda kernels when numba-cuda imports, else the reference set (which runs on CuPy arrays too)."""
+    from tinyid import kernels
+
+    try:
+        return kernels.load("gpu")
+    except ImportError:
+        return kernels.load("reference")
+
+
+def _make_backend(name: str) -> Backend:
+    from tinyid import kernels
+
+    if name == "numpy":
+        return Backend("numpy", np, kernels.load("reference"), reuse_buffers=False)
+    if name == "numba":
+        return Backend("numba", np, _load_numba_kernels(), reuse_buffers=True)
+    return Backend("cupy", _load_cupy(), _load_gpu_kernels(), reuse_buffers=True)
+
+
+_BACKENDS: dict[str, Backend] = {}
 _state = threading.local()
 
 
@@ -105,7 +152,8 @@ def get_backend(backend: "str | Backend | None" = None) -> Backend:
     ValueError
         For an unknown name.
     BackendUnavailableError
-        For ``"cupy"`` when CuPy is not installed or no GPU is present; the message says how to install it.
+        For ``"cupy"`` when CuPy is not installed or no GPU is present, for ``"numba"`` when Numba is
+        not installed; the message says how to install it.
     """
     if backend is None:
         return default_backend()
@@ -114,7 +162,7 @@ def get_backend(backend: "str | Backend | None" = None) -> Backend:
     if not isinstance(backend, str) or backend not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
     if backend not in _BACKENDS:
-        _BACKENDS[backend] = Backend(backend, _load_cupy())
+        _BACKENDS[backend] = _make_backend(backend)
     return _BACKENDS[backend]
 
 
@@ -129,7 +177,7 @@ def cupy_available() -> bool:
 
 def default_backend() -> Backend:
     """The backend new models use when none is given (``"numpy"`` unless :func:`use` chose another)."""
-    return getattr(_state, "default", None) or _BACKENDS["numpy"]
+    return getattr(_state, "default", None) or get_backend("numpy")
 
 
 class _Use(contextlib.AbstractContextManager):

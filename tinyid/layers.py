@@ -28,9 +28,9 @@ from tinyid import activations as _activations
 from tinyid import init as _init
 from tinyid.backend import Backend, get_backend, to_numpy
 from tinyid.checkpoint import CheckpointError, load_npz, save_npz
-from tinyid.losses import softmax_cross_entropy
+from tinyid.losses import check_labels
 
-__all__ = ["Dense", "MLP"]
+__all__ = ["Dense", "MLP", "Parameters", "Workspace"]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -45,8 +45,41 @@ def _dtype_name(dtype) -> str:
     return name
 
 
+class Workspace:
+    """The arrays one training step writes, by role, layer index and shape.
+
+    With ``reuse=True`` (the numba and cupy backends) the same buffer comes back for the same key,
+    so after the first step a training step allocates no new arrays; with ``reuse=False`` (the
+    NumPy reference, and every inference call) each request is a fresh array, so results are never
+    overwritten behind the caller's back.
+    """
+
+    def __init__(self, xp, dtype, reuse: bool):
+        self.xp, self.dtype, self.reuse = xp, dtype, reuse
+        self._buffers: dict = {}
+
+    def get(self, role: str, index: int, shape: tuple):
+        """An uninitialized array of ``shape`` for ``(role, index)``."""
+        if not self.reuse:
+            return self.xp.empty(shape, self.dtype)
+        key = (role, index, shape)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = self.xp.empty(shape, self.dtype)
+        return buffer
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by reused buffers."""
+        return sum(buffer.nbytes for buffer in self._buffers.values())
+
+
 class Dense:
     """One fully connected layer ``y = phi(z W + b)``.
+
+    The matrix products go to BLAS/cuBLAS (``xp.matmul``); what surrounds them (bias, activation,
+    activation backward, bias gradient) goes to the backend's kernel set, so this one piece of code
+    runs the NumPy reference, the Numba CPU kernels and the CUDA kernels alike.
 
     Parameters
     ----------
@@ -54,15 +87,20 @@ class Dense:
     b : (n_out,) float array
     activation : str, dict or Activation
         Anything :func:`tinyid.activations.get` accepts; ``"linear"`` for a logits layer.
+    backend : str or Backend, optional
+        Whose kernels run; by default ``"cupy"`` for CuPy arrays and ``"numpy"`` otherwise.
     """
 
-    def __init__(self, W, b, activation="linear"):
+    def __init__(self, W, b, activation="linear", backend=None):
         if W.ndim != 2 or b.shape != (W.shape[1],):
             raise ValueError(f"Dense needs W of shape (n_in, n_out) and b of shape (n_out,), "
                              f"got {tuple(W.shape)} and {tuple(b.shape)}")
         self.W = W
         self.b = b
         self.activation = _activations.get(activation)
+        if backend is None:
+            backend = "cupy" if type(W).__module__.startswith("cupy") else "numpy"
+        self.backend = get_backend(backend)
 
     @property
     def n_in(self) -> int:
@@ -72,31 +110,43 @@ class Dense:
     def n_out(self) -> int:
         return self.W.shape[1]
 
-    def forward(self, z):
+    def _workspace(self, workspace):
+        return workspace if workspace is not None else Workspace(self.backend.xp, self.W.dtype, reuse=False)
+
+    def forward(self, z, workspace: "Workspace | None" = None, index: int = 0, keep_derivative: bool = True):
         """Compute the layer.
 
         Parameters
         ----------
         z : (n_batch, n_in) float array
+        workspace, index : where the outputs go (fresh arrays when omitted)
+        keep_derivative : bool
+            Also store :math:`\\phi'(s)` for :meth:`backward` (not needed for inference).
 
         Returns
         -------
         y : (n_batch, n_out) float array
             :math:`\\phi(zW + b)`.
         cache : tuple
-            ``(z, s)``, what :meth:`backward` needs.
+            ``(z, phi'(zW + b))``, what :meth:`backward` needs (the derivative is None for a
+            linear layer, whose derivative is 1).
         """
-        s = z @ self.W
-        s += self.b
-        return self.activation(s), (z, s)
+        ws = self._workspace(workspace)
+        s = self.backend.xp.matmul(z, self.W, out=ws.get("s", index, (z.shape[0], self.n_out)))
+        needs_derivative = keep_derivative and self.activation.name != "linear"
+        derivative = ws.get("derivative", index, s.shape) if needs_derivative else None
+        self.backend.kernels.bias_activation(s, self.b, self.activation, s, derivative)
+        return s, (z, derivative)
 
-    def backward(self, dy, cache, need_input_grad: bool = True):
+    def backward(self, dy, cache, workspace: "Workspace | None" = None, index: int = 0,
+                 need_input_grad: bool = True):
         """Back-propagate ``dy = dC/dy`` through the layer.
 
         Parameters
         ----------
-        dy : (n_batch, n_out) float array
+        dy : (n_batch, n_out) float array (not modified)
         cache : the tuple returned by :meth:`forward`
+        workspace, index : where the outputs go (fresh arrays when omitted)
         need_input_grad : bool
             Skip the product :math:`\\partial C/\\partial s\\, W^\\top` when False (first layer).
 
@@ -105,15 +155,26 @@ class Dense:
         dz : (n_batch, n_in) float array or None
         grads : [dW (n_in, n_out), db (n_out,)]
         """
-        z, s = cache
-        ds = dy * self.activation.derivative(s)
-        dW = z.T @ ds
-        db = ds.sum(axis=0)
-        dz = ds @ self.W.T if need_input_grad else None
+        z, derivative = cache
+        ws = self._workspace(workspace)
+        xp = self.backend.xp
+        ds = ws.get("ds", index, dy.shape)
+        db = ws.get("db", index, (self.n_out,))
+        self.backend.kernels.activation_backward(dy, derivative, ds, db)
+        dW = xp.matmul(z.T, ds, out=ws.get("dW", index, (self.n_in, self.n_out)))
+        dz = xp.matmul(ds, self.W.T, out=ws.get("dz", index, z.shape)) if need_input_grad else None
         return dz, [dW, db]
 
     def __repr__(self) -> str:
         return f"Dense({self.n_in} -> {self.n_out}, {self.activation.name})"
+
+
+class Parameters(list):
+    """``[[W1, b1], ..., [WL, bL]]`` plus the :attr:`backend` the arrays live on (optimizers read it)."""
+
+    def __init__(self, groups, backend: Backend):
+        super().__init__(groups)
+        self.backend = backend
 
 
 def _sizes(sizes) -> list[int]:
@@ -189,7 +250,9 @@ class MLP:
                 raise ValueError(f"initializer for layer {i} returned shape {W.shape}, expected {(n_in, n_out)}")
             b = np.full(n_out, self.bias_init)
             act = self.activation if i < n_layers - 1 else "linear"
-            self.layers.append(Dense(self.backend.asarray(W, self.dtype), self.backend.asarray(b, self.dtype), act))
+            self.layers.append(Dense(self.backend.asarray(W, self.dtype), self.backend.asarray(b, self.dtype), act,
+                                     backend=self.backend))
+        self._workspace = Workspace(self.backend.xp, self.dtype, reuse=self.backend.reuse_buffers)
 
     def _layer_initializers(self) -> list:
         specs = self._init_specs
@@ -219,29 +282,29 @@ class MLP:
         -------
         logits : (n_batch, n_out) array
         caches : list with one cache per layer
+
+        On the numba and cupy backends both live in step buffers that the next training call
+        overwrites; on the NumPy reference they are fresh arrays.
         """
         out = self._input(x)
         caches = []
-        for layer in self.layers:
-            out, cache = layer.forward(out)
+        for i, layer in enumerate(self.layers):
+            out, cache = layer.forward(out, self._workspace, i)
             caches.append(cache)
         return out, caches
 
     def forward(self, x):
-        """Logits, shape (n_batch, n_out), on the model's backend."""
-        out = self._input(x)
-        for layer in self.layers:
-            out, _ = layer.forward(out)
-        return out
+        """Logits, shape (n_batch, n_out), on the model's backend (a fresh array)."""
+        return self.layer_outputs(x)[-1]
 
     __call__ = forward
 
     def layer_outputs(self, x) -> list:
-        """Every layer's output ``[y^1, ..., y^L]`` (the last is the logits); each (n_batch, sizes[l+1])."""
+        """Every layer's output ``[y^1, ..., y^L]`` (the last is the logits); each (n_batch, sizes[l+1]), fresh."""
         out = self._input(x)
         outputs = []
         for layer in self.layers:
-            out, _ = layer.forward(out)
+            out, _ = layer.forward(out, keep_derivative=False)
             outputs.append(out)
         return outputs
 
@@ -252,11 +315,15 @@ class MLP:
         -------
         grads : list of [dW, db], shaped like :attr:`params`
         dx : (n_batch, n_in) array, only when ``return_input_grad``
+
+        On the numba and cupy backends the gradients live in step buffers that the next training
+        call overwrites (copy them to keep them); on the NumPy reference they are fresh arrays.
         """
         grads = [None] * len(self.layers)
         d = dlogits
         for i in range(len(self.layers) - 1, -1, -1):
-            d, grads[i] = self.layers[i].backward(d, caches[i], need_input_grad=i > 0 or return_input_grad)
+            d, grads[i] = self.layers[i].backward(d, caches[i], self._workspace, i,
+                                                  need_input_grad=i > 0 or return_input_grad)
         return (grads, d) if return_input_grad else grads
 
     def loss_and_grads(self, x, y, return_logits: bool = False):
@@ -270,11 +337,15 @@ class MLP:
         Returns
         -------
         loss : float
-        grads : list of [dW, db], shaped like :attr:`params`
+        grads : list of [dW, db], shaped like :attr:`params` (step buffers on numba and cupy, see
+            :meth:`backward`)
         logits : (n_batch, n_out) array, only when ``return_logits``
         """
         logits, caches = self.forward_train(x)
-        loss, dlogits = softmax_cross_entropy(logits, self.backend.asarray(y))
+        labels = self.backend.asarray(y)
+        check_labels(logits, labels)
+        dlogits = self._workspace.get("dlogits", len(self.layers), logits.shape)
+        loss = self.backend.kernels.softmax_cross_entropy(logits, labels, dlogits)
         grads = self.backward(dlogits, caches)
         return (loss, grads, logits) if return_logits else (loss, grads)
 
@@ -284,9 +355,9 @@ class MLP:
 
     # ------------------------------------------------------------------ parameters
     @property
-    def params(self) -> list:
+    def params(self) -> Parameters:
         """``[[W1, b1], ..., [WL, bL]]``, the live arrays (optimizers update them in place)."""
-        return [[layer.W, layer.b] for layer in self.layers]
+        return Parameters([[layer.W, layer.b] for layer in self.layers], self.backend)
 
     @params.setter
     def params(self, new_params) -> None:
@@ -322,7 +393,9 @@ class MLP:
         for layer in self.layers:
             layer.W = target.asarray(layer.W, self.dtype)
             layer.b = target.asarray(layer.b, self.dtype)
+            layer.backend = target
         self.backend = target
+        self._workspace = Workspace(target.xp, self.dtype, reuse=target.reuse_buffers)
         return self
 
     # ------------------------------------------------------------------ diagnosis
@@ -342,9 +415,7 @@ class MLP:
             return "the input batch"
         with np.errstate(all="ignore"):  # overflow is what we are looking for, not a reason to warn
             for i, layer in enumerate(self.layers):
-                out, (_, s) = layer.forward(out)
-                if not bool(xp.isfinite(s).all()):
-                    return f"layer {i + 1} ({layer!r}) pre-activation s = zW + b"
+                out, _ = layer.forward(out, keep_derivative=False)
                 if not bool(xp.isfinite(out).all()):
                     return f"layer {i + 1} ({layer!r}) output"
         return None

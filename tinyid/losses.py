@@ -5,11 +5,13 @@ Every function works on NumPy and CuPy arrays (the module of ``logits`` is used)
 from __future__ import annotations
 
 from tinyid.backend import array_module
+from tinyid.kernels import reference
 
-__all__ = ["log_softmax", "softmax", "softmax_cross_entropy", "cross_entropy", "accuracy"]
+__all__ = ["check_labels", "log_softmax", "softmax", "softmax_cross_entropy", "cross_entropy", "accuracy"]
 
 
-def _check_labels(logits, labels):
+def check_labels(logits, labels) -> None:
+    """Raise ValueError unless ``labels`` are (n_batch,) integers in ``[0, n_classes)`` for ``logits``."""
     if logits.ndim != 2:
         raise ValueError(f"logits must be a 2-D (n_batch, n_classes) array, got shape {tuple(logits.shape)}")
     if labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
@@ -72,14 +74,9 @@ def softmax_cross_entropy(logits, labels):
     """
     xp = array_module(logits)
     labels = xp.asarray(labels)
-    _check_labels(logits, labels)
-    n_batch = logits.shape[0]
-    log_probs = log_softmax(logits)
-    rows = xp.arange(n_batch)
-    loss = -float(log_probs[rows, labels].mean())
-    dlogits = xp.exp(log_probs)
-    dlogits[rows, labels] -= 1
-    dlogits /= n_batch
+    check_labels(logits, labels)
+    dlogits = xp.empty_like(logits)
+    loss = reference.softmax_cross_entropy(logits, labels, dlogits)
     return loss, dlogits
 
 
@@ -87,7 +84,7 @@ def cross_entropy(logits, labels) -> float:
     """The loss of :func:`softmax_cross_entropy` without the gradient."""
     xp = array_module(logits)
     labels = xp.asarray(labels)
-    _check_labels(logits, labels)
+    check_labels(logits, labels)
     return -float(log_softmax(logits)[xp.arange(logits.shape[0]), labels].mean())
 
 
@@ -101,5 +98,5 @@ def accuracy(logits, labels) -> float:
     """
     xp = array_module(logits)
     labels = xp.asarray(labels)
-    _check_labels(logits, labels)
+    check_labels(logits, labels)
     return float((logits.argmax(axis=1) == labels).mean())

@@ -1,7 +1,8 @@
 """Optimizers that update a model's parameters in place: SGD (momentum, Nesterov) and Adam.
 
 An optimizer holds references to the parameter arrays (``model.params``, a list of
-``[W, b]`` pairs) and updates them in place in :meth:`step`. Its state (step count and
+``[W, b]`` pairs) and updates them in place in :meth:`step`, with the update kernel of the
+backend the parameters live on (:mod:`tinyid.kernels`). Its state (step count and
 buffers) is exposed by :meth:`state_dict` and restored by :meth:`load_state_dict`, which is
 how checkpoints resume a run exactly.
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyid.backend import array_module, to_numpy
+from tinyid.backend import array_module, get_backend, to_numpy
 
 __all__ = ["Optimizer", "SGD", "Adam", "get"]
 
@@ -46,7 +47,11 @@ class Optimizer:
     buffer_names: tuple[str, ...] = ()
 
     def __init__(self, params):
+        backend = getattr(params, "backend", None)  # model.params says where it lives
         self.params = _flatten(params)
+        if backend is None:
+            backend = get_backend("cupy" if type(self.params[0]).__module__.startswith("cupy") else "numpy")
+        self.kernels = backend.kernels
         self.step_count = 0
         self.buffers: dict[str, list] = {
             name: [array_module(p).zeros_like(p) for p in self.params] for name in self.buffer_names
@@ -155,17 +160,9 @@ class SGD(Optimizer):
                 "weight_decay": self.weight_decay}
 
     def _update(self, i, p, g):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        if self.momentum:
-            v = self.buffers["momentum"][i]
-            if self.step_count == 1:
-                v[...] = g
-            else:
-                v *= self.momentum
-                v += g
-            g = g + self.momentum * v if self.nesterov else v
-        p -= self.lr * g
+        velocity = self.buffers["momentum"][i] if self.momentum else None
+        self.kernels.sgd_update(p, g, velocity, self.lr, self.momentum, self.nesterov, self.weight_decay,
+                                self.step_count == 1)
 
 
 class Adam(Optimizer):
@@ -210,20 +207,8 @@ class Adam(Optimizer):
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
 
     def _update(self, i, p, g):
-        xp = array_module(p)
-        beta1, beta2 = self.betas
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        m, v = self.buffers["m"][i], self.buffers["v"][i]
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        v += (1 - beta2) * (g * g)
-        t = self.step_count
-        step_size = self.lr / (1 - beta1**t)
-        denom = xp.sqrt(v / (1 - beta2**t))
-        denom += self.eps
-        p -= step_size * (m / denom)
+        self.kernels.adam_update(p, g, self.buffers["m"][i], self.buffers["v"][i], self.lr, *self.betas, self.eps,
+                                 self.weight_decay, self.step_count)
 
 
 _OPTIMIZERS = {"sgd": SGD, "adam": Adam}
