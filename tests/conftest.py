@@ -28,24 +28,30 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 
 @functools.lru_cache(maxsize=None)
-def cupy_skip_reason():
-    """None when the cupy backend runs here, else why not (the first clause of the backend's error)."""
+def backend_skip_reason(name: str):
+    """None when backend ``name`` runs here, else why not (the first clause of the backend's error)."""
     from tinyid.backend import BackendUnavailableError, get_backend
 
     try:
-        get_backend("cupy")
+        get_backend(name)
     except BackendUnavailableError as exc:
         return str(exc).split(";")[0]
     return None
 
 
+def cupy_skip_reason():
+    return backend_skip_reason("cupy")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "cupy" in item.keywords and cupy_skip_reason():
-            item.add_marker(pytest.mark.skip(reason=cupy_skip_reason()))
+        for name in ("cupy", "numba"):
+            if name in item.keywords and backend_skip_reason(name):
+                item.add_marker(pytest.mark.skip(reason=backend_skip_reason(name)))
 
 
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.cupy)])
+@pytest.fixture(params=["numpy", pytest.param("numba", marks=pytest.mark.numba),
+                        pytest.param("cupy", marks=pytest.mark.cupy)])
 def backend_name(request):
-    """Every backend tinyid has; cupy cases skip with the reason when no GPU is present."""
+    """Every backend tinyid has; numba and cupy cases skip with the reason when they cannot run here."""
     return request.param
