@@ -37,8 +37,9 @@ def sigmoid(x, p):
 
 def tanh(x, p):
     """tanh x = sign(x) (1 - e) / (1 + e) with e = exp(-2|x|) (1 - e by expm1: exact near 0); tanh' = 4e / (1 + e)^2."""
-    m = math.expm1(-2.0 * abs(x))  # e - 1
-    e = m + 1.0
+    a = -2.0 * abs(x)
+    m = math.expm1(a)  # e - 1, accurate near 0
+    e = math.exp(a)  # not m + 1, which rounds to 0 once e < 1e-16 (|x| > 18.4) and loses tanh' in the tails
     r = 1.0 / (1.0 + e)
     y = -m * r
     return (y if x >= 0 else -y), 4.0 * e * r * r

@@ -1,0 +1,430 @@
+r"""The CPU kernel set: fused ``numba.njit`` loops on NumPy arrays.
+
+Same functions, signatures and results as :mod:`tinyid.kernels.reference` (the oracle), but each
+one is a single compiled pass over memory instead of a chain of whole-array NumPy operations, each
+of which reads and writes the full array again. Matrix products stay in BLAS (NumPy's
+``matmul``), called by the layer code.
+
+How the kernels are built
+-------------------------
+* **Activation math is written once**, in :mod:`tinyid.kernels.scalar`. :func:`bias_activation`
+  compiles the activation's scalar ``value_and_derivative(x, p)`` with
+  ``numba.njit(inline="always")`` and builds one loop per activation through a factory (a closure
+  over the compiled scalar function), cached in a dict. The CUDA kernels compile the very same
+  scalar functions with ``numba.cuda.jit(device=True)``.
+* **Kernels compile per dtype** (float32 and float64, lazily, on first call) and write into the
+  arrays they are given, so the output dtype is the caller's. Nothing is allocated on the hot path.
+* ``error_model="numpy"``: a division by zero gives inf/nan instead of raising, which is what lets
+  LLVM vectorize a loop with a float division. The kernels are compiled without ``fastmath``
+  (except FMA contraction in the compute-bound activation loop), so results stay IEEE-exact
+  where the reference is exact.
+* ``NUMBA_DISABLE_JIT=1`` turns every kernel back into plain, debuggable Python (slow).
+
+float32 exponentials without a vector math library
+--------------------------------------------------
+This Numba build has no SVML, so ``math.exp``/``math.expm1`` inside a loop are calls into the
+C library, one element at a time, and the loop cannot vectorize. Measured on this 2-core machine
+(float32, forward epilogue of ``tanh`` with its derivative, compared with the layer's own GEMM):
+
+=============  ===============  =============================  ==================================
+shape          libm ``expm1``   vectorized exponential (used)  ``numpy.matmul`` (n_batch, n) x (n, n)
+=============  ===============  =============================  ==================================
+(64, 256)      180 us           15 us                          56 us
+(256, 1024)    3140 us          230 us                         2530 us
+=============  ===============  =============================  ==================================
+
+So the float32 kernels compile the *same* scalar functions with their global name ``math``
+bound to :data:`_vector_math`, whose ``exp`` and ``expm1`` are :func:`_exp_parts`: a float64
+range reduction :math:`a = n \ln 2 + r`, :math:`|r| \le \ln 2 / 2`, a degree-9 Taylor
+polynomial for :math:`e^r - 1` and the exact scaling by :math:`2^n` (built from its bits).
+Pure arithmetic, so LLVM vectorizes it; its relative error (below 1e-10) is far below float32's
+rounding (6e-8), so float32 results are correctly rounded except within 1e-10 relative of a
+rounding midpoint, i.e. within 1 ulp of the float64 reference, in the tails too. float64 kernels
+keep the C library's ``exp``/``expm1`` (exact to an ulp or two).
+
+Threads: serial kernels beside OpenBLAS
+---------------------------------------
+The kernels are serial (``parallel=False``). A step spends most of its time in BLAS, which
+already uses both cores; the fused loops are memory-bound passes of a few microseconds. Before
+the project started, Numba's default OpenMP threading layer running ``parallel=True`` kernels
+beside OpenBLAS's own 2 threads made a step 4x-38x slower than serial fused kernels (the two
+thread pools spin against each other on 2 cores). See the measurement in ``_THREADING_NOTE``.
+"""
+from __future__ import annotations
+
+import math
+import types
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types as nbtypes
+from numba.extending import intrinsic
+
+from tinyid.kernels import scalar
+
+NAME = "cpu"
+
+__all__ = ["NAME", "bias_activation", "activation_backward", "softmax_cross_entropy", "sgd_update", "adam_update"]
+
+# Serial, no on-disk cache for the factory-built loops (closures share one source location, which
+# the cache cannot tell apart); ``cache=True`` for the fixed kernels, each built in one variant only.
+_JIT = dict(error_model="numpy", nogil=True)
+_JIT_CACHED = dict(_JIT, cache=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A vectorizable exponential for the float32 kernels
+# ---------------------------------------------------------------------------------------------------
+
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    """Reinterpret an int64 as the float64 with the same bits (a free register move)."""
+    sig = nbtypes.float64(nbtypes.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+_LN2 = math.log(2.0)
+_INV_LN2 = 1.0 / _LN2
+#: exp(-200) = 1.4e-87: anything a float32 activation builds from it rounds to 0 (exp(200) to inf).
+_EXP_CLAMP = 200.0
+
+
+@numba.njit(inline="always")
+def _exp_parts(a):
+    r"""Return :math:`(e^a - 1, e^a)` in float64, accurate to 1e-10 relative: enough for float32 results.
+
+    .. math::
+        n = \operatorname{round}(a / \ln 2),\quad r = a - n \ln 2 \in [-\tfrac{\ln 2}{2}, \tfrac{\ln 2}{2}],\quad
+        p = e^r - 1 \approx \sum_{k=1}^{9} \frac{r^k}{k!},\\
+        e^a = 2^n (1 + p),\qquad e^a - 1 = (2^n - 1) + 2^n p .
+
+    The Taylor remainder is below :math:`|r|^{10}/10! < 7 \cdot 10^{-12}`; ``e^a - 1`` keeps its
+    relative accuracy near :math:`a = 0` (:math:`n = 0` gives exactly :math:`p`), ``e^a`` in the
+    tails. :math:`2^n` is built from its IEEE bits, exponent field :math:`n + 1023`. ``a`` is
+    clamped to :math:`\pm 200`; NaN stays NaN.
+    """
+    a = -_EXP_CLAMP if a < -_EXP_CLAMP else (_EXP_CLAMP if a > _EXP_CLAMP else a)
+    n = math.floor(a * _INV_LN2 + 0.5)
+    r = a - n * _LN2
+    p = r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880)))))))))
+    two_n = _float64_from_bits((np.int64(n) + 1023) << 52)
+    two_n_p = two_n * p
+    return (two_n - 1.0) + two_n_p, two_n + two_n_p
+
+
+@numba.njit(inline="always")
+def _vector_exp(a):
+    return _exp_parts(a)[1]
+
+
+@numba.njit(inline="always")
+def _vector_expm1(a):
+    return _exp_parts(a)[0]
+
+
+#: Stands in for the ``math`` module when the scalar activations are compiled for float32 kernels.
+_vector_math = types.ModuleType("tinyid.kernels.cpu.vector_math")
+_vector_math.exp = _vector_exp
+_vector_math.expm1 = _vector_expm1
+
+
+def _with_math(function, math_module):
+    """A copy of the scalar ``function`` whose global name ``math`` means ``math_module``."""
+    globals_ = dict(function.__globals__, math=math_module)
+    return types.FunctionType(function.__code__, globals_, function.__name__, function.__defaults__,
+                              function.__closure__)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Forward epilogue: one loop per activation, built by a factory
+# ---------------------------------------------------------------------------------------------------
+
+def _make_bias_activation(value_and_derivative):
+    """Compile ``value_and_derivative(x, p)`` (inlined) into a fused bias + activation loop."""
+    phi = numba.njit(inline="always")(value_and_derivative)
+
+    # FMA contraction only here: the one compute-bound loop (polynomials); it can only help accuracy.
+    @numba.njit(fastmath={"contract"}, **_JIT)
+    def kernel(s, b, p, out, derivative):
+        n_batch, n_out = s.shape
+        for i in range(n_batch):
+            for j in range(n_out):
+                y, dy = phi(s[i, j] + b[j], p)
+                if derivative is not None:  # `is None` tests are pruned at compile time
+                    derivative[i, j] = dy
+                if out is None:  # in place
+                    s[i, j] = y
+                else:
+                    out[i, j] = y
+
+    return kernel
+
+
+_EPILOGUES: dict = {}
+
+
+def _epilogue(name: str, vector_exp: bool):
+    """The compiled loop for activation ``name`` (built on first use)."""
+    key = (name, vector_exp)
+    kernel = _EPILOGUES.get(key)
+    if kernel is None:
+        function = scalar.FUNCTIONS[name]
+        if vector_exp and not numba.config.DISABLE_JIT:
+            function = _with_math(function, _vector_math)
+        kernel = _EPILOGUES[key] = _make_bias_activation(function)
+    return kernel
+
+
+def bias_activation(s, b, activation, out, derivative) -> None:
+    r"""Forward epilogue of a dense layer, fused: bias, activation and its derivative in one pass.
+
+    .. math:: \text{out}_{ij} = \phi(s_{ij} + b_j), \qquad \text{derivative}_{ij} = \phi'(s_{ij} + b_j)
+
+    The loop (``phi`` is ``tinyid.kernels.scalar.FUNCTIONS[activation.name]``, compiled inline)::
+
+        for i in range(n_batch):
+            for j in range(n_out):
+                out[i, j], derivative[i, j] = phi(s[i, j] + b[j], p)
+
+    Parameters
+    ----------
+    s : (n_batch, n_out) float array
+        The matrix product :math:`zW`. ``out`` may be ``s`` itself (in place).
+    b : (n_out,) float array
+    activation : tinyid.activations.Activation
+        Its parameter (``slope``, ``alpha``; see ``scalar.PARAMETER``) is passed as ``p``.
+    out : (n_batch, n_out) float array
+    derivative : (n_batch, n_out) float array or None
+        Skipped when None.
+
+    Notes
+    -----
+    float32 outputs use the vectorized exponential of this module (within 1 ulp of the float64
+    reference); float64 outputs the C library's.
+    """
+    name = activation.name
+    parameter = scalar.PARAMETER.get(name)
+    p = float(activation.params[parameter]) if parameter is not None else 0.0
+    # In place, ``out`` is passed as None so the loop sees one array: LLVM vectorizes a loop over
+    # two arrays only after a runtime check that they do not overlap, and falls back to scalar
+    # code when they do (5x-7x slower, measured).
+    _epilogue(name, out.dtype == np.float32)(s, b, p, None if out is s else out, derivative)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Backward through the activation, fused with the bias gradient
+# ---------------------------------------------------------------------------------------------------
+
+@numba.njit(**_JIT_CACHED)
+def _activation_backward(dy, derivative, ds, db):
+    n_batch, n_out = dy.shape
+    for j in range(n_out):
+        db[j] = 0
+    for i in range(n_batch):
+        for j in range(n_out):  # unit stride: vectorizes, db stays in cache
+            if derivative is None:  # `is None` tests are pruned at compile time
+                g = dy[i, j]
+            else:
+                g = dy[i, j] * derivative[i, j]
+            if ds is None:  # in place
+                dy[i, j] = g
+            else:
+                ds[i, j] = g
+            db[j] += g
+
+
+def activation_backward(dy, derivative, ds, db) -> None:
+    r"""Backward through the activation, fused with the bias gradient (column sum) in one pass.
+
+    .. math:: \text{ds}_{ij} = \text{dy}_{ij}\,\phi'_{ij}, \qquad \text{db}_j = \sum_i \text{ds}_{ij}
+
+    The loop (row by row, so the inner loop runs along contiguous memory)::
+
+        db[:] = 0
+        for i in range(n_batch):
+            for j in range(n_out):
+                ds[i, j] = dy[i, j] * derivative[i, j]
+                db[j] += ds[i, j]
+
+    Parameters
+    ----------
+    dy : (n_batch, n_out) float array
+        :math:`\partial C/\partial y`. ``ds`` may be ``dy`` itself (in place).
+    derivative : (n_batch, n_out) float array or None
+        :math:`\phi'(s + b)` saved by :func:`bias_activation`; None means :math:`\phi' = 1`.
+    ds : (n_batch, n_out) float array
+    db : (n_out,) float array
+        Accumulated in its own dtype, row after row (the reference sums pairwise; the two agree
+        to rounding).
+    """
+    _activation_backward(dy, derivative, None if ds is dy else ds, db)  # None: in place (see bias_activation)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Softmax cross-entropy
+# ---------------------------------------------------------------------------------------------------
+
+@numba.njit(**_JIT_CACHED)
+def _softmax_cross_entropy(logits, labels, dlogits):
+    n_batch, n_classes = logits.shape
+    inv_batch = 1.0 / n_batch
+    total = 0.0
+    for i in range(n_batch):
+        row_max = np.float64(logits[i, 0])
+        for j in range(1, n_classes):
+            row_max = max(row_max, np.float64(logits[i, j]))
+        label = labels[i]
+        shifted_label = np.float64(logits[i, label]) - row_max  # read before dlogits (may alias logits)
+        sum_exp = 0.0
+        for j in range(n_classes):
+            e = math.exp(np.float64(logits[i, j]) - row_max)  # <= 1: never overflows
+            dlogits[i, j] = e
+            sum_exp += e  # >= 1 (the max contributes e^0)
+        total += math.log(sum_exp) - shifted_label
+        scale = inv_batch / sum_exp
+        for j in range(n_classes):
+            dlogits[i, j] *= scale
+        dlogits[i, label] -= inv_batch
+    return total * inv_batch
+
+
+def softmax_cross_entropy(logits, labels, dlogits) -> float:
+    r"""Mean softmax cross-entropy and its gradient, one kernel (in float64 internally).
+
+    .. math::
+        C = \frac1B \sum_i \Bigl(\log \sum_j e^{s_{ij} - m_i} - (s_{i y_i} - m_i)\Bigr),\quad m_i = \max_j s_{ij},
+        \qquad \text{dlogits} = \frac{\mathrm{softmax}(s) - \mathrm{onehot}(y)}{B}
+
+    The loop::
+
+        for i in range(n_batch):
+            m = max(logits[i, :])
+            dlogits[i, :] = exp(logits[i, :] - m)          # every exponent <= 0: no overflow
+            loss += log(sum(dlogits[i, :])) - (logits[i, labels[i]] - m)
+            dlogits[i, :] /= B * sum(dlogits[i, :])
+            dlogits[i, labels[i]] -= 1 / B
+        return loss / B
+
+    Parameters
+    ----------
+    logits : (n_batch, n_classes) float array
+    labels : (n_batch,) integer array, values in ``[0, n_classes)`` (checked by the caller)
+    dlogits : (n_batch, n_classes) float array, written (may be ``logits`` itself)
+
+    Returns
+    -------
+    float
+    """
+    return float(_softmax_cross_entropy(logits, labels, dlogits))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Optimizer updates
+# ---------------------------------------------------------------------------------------------------
+
+def _flat(a, name):
+    """A 1-d view of the C-contiguous array ``a`` (updated in place, so a copy would be wrong)."""
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous to be updated in place")
+    return a.reshape(-1)
+
+
+@numba.njit(**_JIT_CACHED)
+def _sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay, first_step):
+    if velocity is None:  # momentum 0; pruned at compile time
+        for k in range(param.size):
+            g = grad[k]
+            if weight_decay != 0:
+                g = g + weight_decay * param[k]
+            param[k] = param[k] - lr * g
+    else:
+        for k in range(param.size):
+            g = grad[k]
+            if weight_decay != 0:
+                g = g + weight_decay * param[k]
+            v = g if first_step else momentum * velocity[k] + g
+            velocity[k] = v
+            step = g + momentum * v if nesterov else v
+            param[k] = param[k] - lr * step
+
+
+def sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay, first_step) -> None:
+    r"""One SGD step in place (PyTorch's rule, dampening 0), one pass over the arrays.
+
+    .. math::
+        g = \nabla + \lambda\theta,\quad v \leftarrow \mu v + g\ (v = g \text{ on the first step}),\quad
+        \theta \leftarrow \theta - \eta\,(g + \mu v \text{ if Nesterov else } v)
+
+    The loop, over the flattened arrays (scalars cast to the arrays' dtype, so float32 arithmetic
+    is float32 as in the reference)::
+
+        for k in range(param.size):
+            g = grad[k] + weight_decay * param[k]            # term skipped when weight_decay == 0
+            v = g if first_step else momentum * velocity[k] + g
+            velocity[k] = v                                  # no velocity when momentum == 0: v = g
+            param[k] -= lr * (g + momentum * v if nesterov else v)
+
+    Parameters
+    ----------
+    param : float array, any shape, C-contiguous, updated in place
+    grad : float array, same shape
+    velocity : float array, same shape, C-contiguous, updated in place; unused (may be None) when
+        ``momentum == 0``
+    lr, momentum, weight_decay : float
+    nesterov, first_step : bool
+    """
+    t = param.dtype.type
+    flat_velocity = _flat(velocity, "velocity") if momentum else None
+    _sgd_update(_flat(param, "param"), np.ascontiguousarray(grad).reshape(-1), flat_velocity, t(lr),
+                t(momentum), bool(nesterov), t(weight_decay), bool(first_step))
+
+
+@numba.njit(**_JIT_CACHED)
+def _adam_update(param, grad, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                 bias_correction2, eps, weight_decay):
+    for k in range(param.size):
+        g = grad[k]
+        if weight_decay != 0:
+            g = g + weight_decay * param[k]
+        mk = beta1 * m[k] + one_minus_beta1 * g
+        vk = beta2 * v[k] + one_minus_beta2 * (g * g)
+        m[k] = mk
+        v[k] = vk
+        param[k] = param[k] - step_size * (mk / (math.sqrt(vk / bias_correction2) + eps))
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step) -> None:
+    r"""One Adam step in place, with bias correction (``step`` counts from 1), one pass over the arrays.
+
+    .. math::
+        g = \nabla + \lambda\theta,\quad m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
+        v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
+        \theta \leftarrow \theta - \eta\,\frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t)} + \epsilon}
+
+    The loop, over the flattened arrays (scalars cast to the arrays' dtype)::
+
+        step_size = lr / (1 - beta1**step)
+        for k in range(param.size):
+            g = grad[k] + weight_decay * param[k]            # term skipped when weight_decay == 0
+            m[k] = beta1 * m[k] + (1 - beta1) * g
+            v[k] = beta2 * v[k] + (1 - beta2) * g * g
+            param[k] -= step_size * m[k] / (sqrt(v[k] / (1 - beta2**step)) + eps)
+
+    Parameters
+    ----------
+    param : float array, any shape, C-contiguous, updated in place
+    grad : float array, same shape
+    m, v : float arrays, same shape, C-contiguous, updated in place
+    lr, beta1, beta2, eps, weight_decay : float
+    step : int, the step number (from 1)
+    """
+    t = param.dtype.type
+    _adam_update(_flat(param, "param"), np.ascontiguousarray(grad).reshape(-1), _flat(m, "m"), _flat(v, "v"),
+                 t(lr / (1 - beta1**step)), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2), t(1 - beta2**step),
+                 t(eps), t(weight_decay))
