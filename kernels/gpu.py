@@ -59,8 +59,13 @@ __all__ = [
     "matmul_bias_activation", "BLOCK", "BACKWARD_BLOCK", "TILE", "MAX_BLOCKS", "SIMULATOR",
 ]
 
+try:  # numba-cuda's own configuration: the one ``numba.cuda`` was loaded with
+    from numba.cuda.core.config import ENABLE_CUDASIM as _ENABLE_CUDASIM
+except ImportError:  # older Numba with CUDA built in
+    _ENABLE_CUDASIM = numba.config.ENABLE_CUDASIM
+
 #: True when Numba runs CUDA kernels in its Python simulator (``NUMBA_ENABLE_CUDASIM=1``).
-SIMULATOR: bool = bool(numba.config.ENABLE_CUDASIM)
+SIMULATOR: bool = bool(_ENABLE_CUDASIM)
 
 #: Threads per block of the one-dimensional kernels (elementwise, per-row loss, optimizers).
 BLOCK = 256
