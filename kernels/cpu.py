@@ -283,14 +283,13 @@ def _softmax_cross_entropy(logits, labels, dlogits):
         shifted_label = np.float64(logits[i, label]) - row_max  # read before dlogits (may alias logits)
         sum_exp = 0.0
         for j in range(n_classes):
-            e = math.exp(np.float64(logits[i, j]) - row_max)  # <= 1: never overflows
-            dlogits[i, j] = e
-            sum_exp += e  # >= 1 (the max contributes e^0)
+            sum_exp += math.exp(np.float64(logits[i, j]) - row_max)  # each <= 1; the sum >= 1
         total += math.log(sum_exp) - shifted_label
         scale = inv_batch / sum_exp
         for j in range(n_classes):
-            dlogits[i, j] *= scale
-        dlogits[i, label] -= inv_batch
+            # exp again rather than storing it in dlogits: a float32 dlogits would round it twice
+            g = math.exp(np.float64(logits[i, j]) - row_max) * scale
+            dlogits[i, j] = g - inv_batch if j == label else g
     return total * inv_batch
 
 
@@ -305,10 +304,10 @@ def softmax_cross_entropy(logits, labels, dlogits) -> float:
 
         for i in range(n_batch):
             m = max(logits[i, :])
-            dlogits[i, :] = exp(logits[i, :] - m)          # every exponent <= 0: no overflow
-            loss += log(sum(dlogits[i, :])) - (logits[i, labels[i]] - m)
-            dlogits[i, :] /= B * sum(dlogits[i, :])
-            dlogits[i, labels[i]] -= 1 / B
+            sum_exp = sum(exp(logits[i, :] - m))              # every exponent <= 0: no overflow
+            loss += log(sum_exp) - (logits[i, labels[i]] - m)
+            dlogits[i, :] = exp(logits[i, :] - m) / (B * sum_exp)
+            dlogits[i, labels[i]] -= 1 / B                  # (before the one rounding to the dtype)
         return loss / B
 
     Parameters
