@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from tinyid.backend import BACKEND_NAMES
+
 __all__ = ["main", "build_parser", "parse_spec"]
 
 
@@ -78,7 +80,8 @@ def parse_spec(text: str):
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"], help="array backend (default numpy)")
+    parser.add_argument("--backend", default="numpy", choices=BACKEND_NAMES,
+                        help="numpy (reference), numba (fused CPU kernels) or cupy (GPU); default numpy")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed for data, weights and shuffling")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
