@@ -258,9 +258,10 @@ def test_sgd_update_matches_reference_over_steps(dtype, shape, seed, momentum, n
     rng = np.random.default_rng(seed)
     param = data(rng, shape, dtype, special=0.0)
     grads = [data(rng, shape, dtype, special=0.0) for _ in range(3)]
-    want_param, want_velocity = param.astype(np.float64), np.zeros(shape)
+    velocity = data(rng, shape, dtype, special=0.0)  # stale: the first step must overwrite it, not decay it
+    want_param, want_velocity = param.astype(np.float64), velocity.astype(np.float64)
     param_dev = to_device(param)
-    velocity_dev = to_device(np.zeros(shape, dtype)) if momentum else None
+    velocity_dev = to_device(velocity) if momentum else None
     for step, grad in enumerate(grads):
         ref.sgd_update(want_param, grad.astype(np.float64), want_velocity if momentum else None, 0.1, momentum,
                        nesterov, weight_decay, step == 0)
@@ -273,13 +274,17 @@ def test_sgd_update_matches_reference_over_steps(dtype, shape, seed, momentum, n
 
 @settings(max_examples=12)
 @given(dtype=st.sampled_from(DTYPES), shape=shapes(), seed=seeds(), weight_decay=st.sampled_from([0.0, 0.01]),
-       lr=st.sampled_from([1e-3, 0.1]))
-def test_adam_update_matches_reference_over_steps(dtype, shape, seed, weight_decay, lr):
+       lr=st.sampled_from([1e-3, 0.1]), fresh=st.booleans())
+def test_adam_update_matches_reference_over_steps(dtype, shape, seed, weight_decay, lr, fresh):
     rng = np.random.default_rng(seed)
     param = data(rng, shape, dtype, special=0.0)
-    grads = [data(rng, shape, dtype, special=0.1) for _ in range(3)]  # exact zeros: m = v = 0 on a first step
-    want_param, want_m, want_v = param.astype(np.float64), np.zeros(shape), np.zeros(shape)
-    got_param, got_m, got_v = to_device(param), to_device(np.zeros(shape, dtype)), to_device(np.zeros(shape, dtype))
+    grads = [data(rng, shape, dtype, special=0.1) for _ in range(3)]  # exact zeros: m = v = 0 on a fresh start
+    if fresh:
+        m, v = np.zeros(shape, dtype), np.zeros(shape, dtype)
+    else:  # a run already under way
+        m, v = data(rng, shape, dtype, scale=0.1, special=0.0), np.abs(data(rng, shape, dtype, scale=0.01, special=0.0))
+    want_param, want_m, want_v = param.astype(np.float64), m.astype(np.float64), v.astype(np.float64)
+    got_param, got_m, got_v = to_device(param), to_device(m), to_device(v)
     for step, grad in enumerate(grads, start=1):
         ref.adam_update(want_param, grad.astype(np.float64), want_m, want_v, lr, 0.9, 0.999, 1e-8, weight_decay, step)
         gpu.adam_update(got_param, to_device(grad), got_m, got_v, lr, 0.9, 0.999, 1e-8, weight_decay, step)
