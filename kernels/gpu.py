@@ -117,12 +117,16 @@ def _threads_and_blocks_2d(n_rows: int, n_cols: int) -> tuple[tuple[int, int], t
     return (tx, ty), (bx, by)
 
 
+def _is_cupy(a) -> bool:
+    return type(a).__module__.startswith("cupy")
+
+
 _external_streams: dict = {}
 
 
 def _stream_of(a):
     """``(key, stream)`` to launch on: CuPy's current stream for a CuPy array, else the default (0)."""
-    if not type(a).__module__.startswith("cupy"):
+    if not _is_cupy(a):
         return 0, 0
     import cupy
 
@@ -160,10 +164,6 @@ def _launch(kernel, blocks, threads, like, *args) -> None:
     configured(*args)
 
 
-def _is_cupy(a) -> bool:
-    return type(a).__module__.startswith("cupy")
-
-
 def _flat(a, name: str):
     """A 1-D view of a C-contiguous array (the optimizer kernels update ``param`` etc. in place)."""
     if a.ndim == 1:
@@ -193,6 +193,13 @@ def _parameter(activation) -> float:
 
 
 def _make_bias_activation_kernel(phi):
+    """A :func:`bias_activation` kernel around the device function ``phi(x, p) -> (value, derivative)``.
+
+    ``phi`` is a closure variable, so Numba compiles it into the kernel (and inlines it). Without a
+    ``derivative`` array the caller passes ``out`` in its place with ``write_derivative=False``: one
+    kernel per activation serves both cases, and the flag is the same for every thread (no divergence).
+    """
+
     @cuda.jit
     def kernel(s, b, p, out, derivative, write_derivative):
         n_rows, n_cols = s.shape
@@ -508,6 +515,9 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step) ->
 
 
 def _make_matmul_kernel(phi, dtype):
+    """The :func:`matmul_bias_activation` kernel for the device function ``phi`` and the Numba ``dtype``
+    of the operands (shared-memory tiles and the accumulator are declared with it)."""
+
     @cuda.jit
     def kernel(z, W, b, p, out, derivative, write_derivative):
         z_tile = cuda.shared.array((TILE, TILE), dtype)
