@@ -24,31 +24,52 @@ float32 exponentials without a vector math library
 --------------------------------------------------
 This Numba build has no SVML, so ``math.exp``/``math.expm1`` inside a loop are calls into the
 C library, one element at a time, and the loop cannot vectorize. Measured on this 2-core machine
-(float32, forward epilogue of ``tanh`` with its derivative, compared with the layer's own GEMM):
+(AMD EPYC, ``OPENBLAS_CORETYPE=Haswell``; float32, in-place forward epilogue with the derivative;
+medians, quiet machine; the GEMM is the layer's own ``numpy.matmul`` of (n_batch, n) by (n, n)):
 
-=============  ===============  =============================  ==================================
-shape          libm ``expm1``   vectorized exponential (used)  ``numpy.matmul`` (n_batch, n) x (n, n)
-=============  ===============  =============================  ==================================
-(64, 256)      180 us           15 us                          56 us
-(256, 1024)    3140 us          230 us                         2530 us
-=============  ===============  =============================  ==================================
+===========================  ==================  ==================  ===============
+activation, (n_batch, n)     C library exp       vectorized (used)   numpy.matmul
+===========================  ==================  ==================  ===============
+tanh, (64, 256)              132 us              15 us               41-56 us
+tanh, (256, 1024)            2030 us             230 us              2190-2530 us
+sigmoid, (64, 256)           38 us               10 us               40-56 us
+===========================  ==================  ==================  ===============
 
 So the float32 kernels compile the *same* scalar functions with their global name ``math``
-bound to :data:`_vector_math`, whose ``exp`` and ``expm1`` are :func:`_exp_parts`: a float64
+bound to ``_vector_math``, whose ``exp`` and ``expm1`` come from :func:`_exp_parts`: a float64
 range reduction :math:`a = n \ln 2 + r`, :math:`|r| \le \ln 2 / 2`, a degree-9 Taylor
 polynomial for :math:`e^r - 1` and the exact scaling by :math:`2^n` (built from its bits).
-Pure arithmetic, so LLVM vectorizes it; its relative error (below 1e-10) is far below float32's
-rounding (6e-8), so float32 results are correctly rounded except within 1e-10 relative of a
-rounding midpoint, i.e. within 1 ulp of the float64 reference, in the tails too. float64 kernels
-keep the C library's ``exp``/``expm1`` (exact to an ulp or two).
+Pure arithmetic, so LLVM vectorizes it (AVX-512 here). Its relative error, below 1e-10, is far
+below float32's rounding (6e-8): the float32 results are the float64 answer correctly rounded
+except within 1e-10 of a rounding midpoint, so within one float32 ulp of the float64 reference,
+tails included. float64 kernels keep the C library's ``exp``/``expm1`` (a few ulps, like NumPy).
+The remaining cost is the float64 arithmetic of the scalar formulas (about 50 vector operations
+per 8 elements for tanh); float32-lane arithmetic would be roughly twice as fast but would give
+2-3 ulps and a second copy of each formula.
 
 Threads: serial kernels beside OpenBLAS
 ---------------------------------------
-The kernels are serial (``parallel=False``). A step spends most of its time in BLAS, which
-already uses both cores; the fused loops are memory-bound passes of a few microseconds. Before
-the project started, Numba's default OpenMP threading layer running ``parallel=True`` kernels
-beside OpenBLAS's own 2 threads made a step 4x-38x slower than serial fused kernels (the two
-thread pools spin against each other on 2 cores). See the measurement in ``_THREADING_NOTE``.
+The kernels are serial (``parallel=False``): a step spends most of its time in BLAS, which
+already runs on both cores, and the fused loops are passes of microseconds. Measured here with
+the three benchmark networks (float32 training step with plain SGD, ``parallel=True`` versions
+of the epilogue, backward and update kernels using ``prange``, ``NUMBA_NUM_THREADS=2``, OpenBLAS
+with its default 2 threads in the same process; step time, median of 30 steps):
+
+===============================  ==========  =============  ===============  =========================
+network                          serial      parallel, omp  parallel,        parallel, omp,
+                                 (used)      (the default)  workqueue        ``OMP_WAIT_POLICY=passive``
+===============================  ==========  =============  ===============  =========================
+(c) 4 x 256 tanh, batch 64       0.75 ms     69-89 ms       2.0 ms           1.0-1.2 ms
+(a) 8 x 1024 relu, batch 256     56 ms       223 ms         67 ms            64 ms
+(b) 100 x 794 hard_tanh, b. 128  260-275 ms  1790-2740 ms   288-291 ms       272-282 ms
+===============================  ==========  =============  ===============  =========================
+
+The OpenMP pool's spinning threads also slowed OpenBLAS's own products (the GEMMs alone took
+4.7 ms instead of 0.62 ms on (c) in that process). With OpenBLAS limited to one thread
+(``OPENBLAS_NUM_THREADS=1``) every variant was slower still (1.3 ms on (c), 109 ms on (a)), so
+the fastest combination on 2 cores is OpenBLAS's 2 threads and serial kernels.
+Only serial kernels are built, so Numba's on-disk cache (``cache=True``, used for the fixed
+kernels) never mixes ``parallel=True`` and ``parallel=False`` builds of one function.
 """
 from __future__ import annotations
 
@@ -103,10 +124,11 @@ def _exp_parts(a):
         p = e^r - 1 \approx \sum_{k=1}^{9} \frac{r^k}{k!},\\
         e^a = 2^n (1 + p),\qquad e^a - 1 = (2^n - 1) + 2^n p .
 
-    The Taylor remainder is below :math:`|r|^{10}/10! < 7 \cdot 10^{-12}`; ``e^a - 1`` keeps its
-    relative accuracy near :math:`a = 0` (:math:`n = 0` gives exactly :math:`p`), ``e^a`` in the
-    tails. :math:`2^n` is built from its IEEE bits, exponent field :math:`n + 1023`. ``a`` is
-    clamped to :math:`\pm 200`; NaN stays NaN.
+    The Taylor remainder, :math:`|r|^{10}/10! < 7 \cdot 10^{-12}`, is below :math:`2 \cdot 10^{-11}`
+    relative to :math:`p`; one float64 :math:`\ln 2` is accurate enough for :math:`|n| \le 289`.
+    ``e^a - 1`` keeps its relative accuracy near :math:`a = 0` (:math:`n = 0` gives exactly
+    :math:`p`), ``e^a`` in the tails. :math:`2^n` is built from its IEEE bits, exponent field
+    :math:`n + 1023`. ``a`` is clamped to :math:`\pm 200`; NaN stays NaN.
     """
     a = -_EXP_CLAMP if a < -_EXP_CLAMP else (_EXP_CLAMP if a > _EXP_CLAMP else a)
     n = math.floor(a * _INV_LN2 + 0.5)
@@ -149,7 +171,7 @@ def _make_bias_activation(value_and_derivative):
     """Compile ``value_and_derivative(x, p)`` (inlined) into a fused bias + activation loop."""
     phi = numba.njit(inline="always")(value_and_derivative)
 
-    # FMA contraction only here: the one compute-bound loop (polynomials); it can only help accuracy.
+    # FMA contraction only here, the one compute-bound loop (polynomials); it changes last bits only.
     @numba.njit(fastmath={"contract"}, **_JIT)
     def kernel(s, b, p, out, derivative):
         n_batch, n_out = s.shape
