@@ -21,7 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-pytest.importorskip("numba", reason="numba is not installed (pip install 'tinyid[fast]'), so the CPU kernels are not tested")
+pytest.importorskip(
+    "numba", reason="numba is not installed (pip install 'tinyid[fast]'), so the CPU kernels are not tested"
+)
 
 from tinyid import activations  # noqa: E402
 from tinyid.kernels import cpu  # noqa: E402
