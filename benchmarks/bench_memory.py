@@ -61,8 +61,7 @@ def _nrt_allocations() -> "int | None":
 
 def _train_step(model, optimizer, x, y) -> None:
     """One step in a function of its own, so its gradients are freed when it returns."""
-    loss, grads = model.loss_and_grads(x, y)
-    optimizer.step(grads)
+    model.train_step(x, y, optimizer)
 
 
 def _compile_kernels(config: Config, backend: str) -> None:

@@ -11,7 +11,7 @@ the lower bound, just the matrix products of one) and returns the loss, or None.
   same BLAS (``xp.matmul`` into preallocated ``out=`` arrays).
 
 Nothing here re-implements tinyid: the models are built with ``tinyid.MLP`` and trained with its
-public ``loss_and_grads`` and ``SGD``.
+public ``train_step`` and ``SGD``.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class RowUnavailable(Exception):
 
 # ---------------------------------------------------------------------------------------------- rows
 class TinyidRow:
-    """One training step of ``tinyid.MLP`` on ``backend``: ``loss_and_grads`` then ``SGD.step``."""
+    """One training step of ``tinyid.MLP`` on ``backend``: ``model.train_step`` (what ``Trainer.fit`` runs)."""
 
     def __init__(self, config: Config, backend: str, x, y, seed: int = 0):
         self.label = f"tinyid {backend}"
@@ -96,9 +96,7 @@ class TinyidRow:
         self.y = self.model.backend.asarray(y)
 
     def step(self) -> float:
-        loss, grads = self.model.loss_and_grads(self.x, self.y)
-        self.optimizer.step(grads)
-        return loss
+        return self.model.train_step(self.x, self.y, self.optimizer)[0]
 
 
 _TORCH_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "hard_tanh": "Hardtanh"}

@@ -146,3 +146,36 @@ def test_missing_numba_says_how_to_install(monkeypatch):
     monkeypatch.delitem(backend_module._BACKENDS, "numba", raising=False)
     with pytest.raises(tinyid.BackendUnavailableError, match=r"pip install 'tinyid\[fast\]'"):
         MLP([3, 2], backend="numba")
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=pytest.mark.numba)])
+@pytest.mark.parametrize("make_optimizer", [lambda p: SGD(p, lr=0.1, momentum=0.9), lambda p: Adam(p, lr=1e-2)],
+                         ids=["sgd-momentum", "adam"])
+def test_train_step_is_loss_and_grads_then_step(backend, make_optimizer):
+    """Updating each layer during backward (train_step) gives bit for bit the separate step's result."""
+    rng = np.random.default_rng(3)
+    fused = MLP([6, 9, 7, 4], activation="tanh", seed=3, dtype="float64", backend=backend)
+    separate = MLP([6, 9, 7, 4], activation="tanh", seed=3, dtype="float64", backend=backend)
+    fused_opt, separate_opt = make_optimizer(fused.params), make_optimizer(separate.params)
+    for _ in range(3):
+        x, y = rng.normal(size=(5, 6)), rng.integers(0, 4, 5)
+        loss_fused, logits = fused.train_step(x, y, fused_opt)
+        loss, grads = separate.loss_and_grads(x, y)
+        separate_opt.step(grads)
+        assert loss_fused == loss and logits.shape == (5, 4)
+    for a, b in zip(host(fused.params), host(separate.params)):
+        np.testing.assert_array_equal(a, b)
+    assert fused_opt.step_count == separate_opt.step_count == 3
+
+
+def test_train_step_checks_its_optimizer_and_skips_non_finite_losses():
+    model = MLP([3, 4, 2], seed=0, dtype="float64")
+    other = MLP([3, 4, 2], seed=0, dtype="float64")
+    with pytest.raises(ValueError, match="model.params"):
+        model.train_step(np.zeros((2, 3)), np.array([0, 1]), SGD(other.params, lr=0.1))
+    optimizer = SGD(model.params, lr=0.1)
+    before = host(model.params)
+    loss, _ = model.train_step(np.full((2, 3), np.nan), np.array([0, 1]), optimizer)
+    assert not np.isfinite(loss)
+    assert optimizer.step_count == 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, host(model.params)))

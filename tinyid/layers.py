@@ -349,6 +349,47 @@ class MLP:
         grads = self.backward(dlogits, caches)
         return (loss, grads, logits) if return_logits else (loss, grads)
 
+    def train_step(self, x, y, optimizer) -> tuple:
+        """One training step: forward, loss, backward, and the optimizer update of every parameter.
+
+        The same as ``optimizer.step(self.loss_and_grads(x, y)[1])``, but each layer is updated right
+        after its gradients (and the input gradient, which needs the old weights) are computed, while
+        its weights are still in cache; on the fast backends nothing is allocated.
+
+        Parameters
+        ----------
+        x : (n_batch, n_in) array
+        y : (n_batch,) integer labels
+        optimizer : tinyid.optim.Optimizer
+            Built on this model's :attr:`params`.
+
+        Returns
+        -------
+        loss : float
+            The minibatch loss before the update. When it is not finite, nothing is updated.
+        logits : (n_batch, n_out) array
+            Before the update (a step buffer on the fast backends).
+        """
+        params = optimizer.params
+        if len(params) != 2 * len(self.layers) or any(
+                params[2 * i] is not layer.W or params[2 * i + 1] is not layer.b for i, layer in enumerate(self.layers)):
+            raise ValueError("the optimizer does not hold this model's parameters: build it on model.params "
+                             "(after any model.to(...))")
+        logits, caches = self.forward_train(x)
+        labels = self.backend.asarray(y)
+        check_labels(logits, labels)
+        dlogits = self._workspace.get("dlogits", len(self.layers), logits.shape)
+        loss = self.backend.kernels.softmax_cross_entropy(logits, labels, dlogits)
+        if not math.isfinite(loss):
+            return loss, logits
+        optimizer.start_step()
+        d = dlogits
+        for i in range(len(self.layers) - 1, -1, -1):
+            d, (dW, db) = self.layers[i].backward(d, caches[i], self._workspace, i, need_input_grad=i > 0)
+            optimizer.update_param(2 * i, dW)
+            optimizer.update_param(2 * i + 1, db)
+        return loss, logits
+
     def predict(self, x):
         """Predicted class indices, shape (n_batch,), on the model's backend."""
         return self.forward(x).argmax(axis=1)

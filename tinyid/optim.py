@@ -67,16 +67,36 @@ class Optimizer:
         if len(flat) != len(self.params):
             raise ValueError(f"got {len(flat)} gradient arrays for {len(self.params)} parameters")
         for i, (p, g) in enumerate(zip(self.params, flat)):
-            if g.shape != p.shape:
-                raise ValueError(f"gradient {i} has shape {tuple(g.shape)}, its parameter {tuple(p.shape)}")
-            if array_module(g) is not array_module(p):
-                raise TypeError(
-                    "gradients and parameters live on different backends: the model was probably moved with "
-                    ".to() after this optimizer was created; create the optimizer after moving the model"
-                )
-        self.step_count += 1
+            self._check_grad(i, p, g)
+        self.start_step()
         for i, (p, g) in enumerate(zip(self.params, flat)):
             self._update(i, p, g)
+
+    def start_step(self) -> None:
+        """Begin a step that updates parameters one at a time with :meth:`update_param`.
+
+        ``start_step(); update_param(0, g0); update_param(1, g1); ...`` is the same as ``step([g0, g1, ...])``;
+        :meth:`tinyid.MLP.train_step` uses it to update each layer right after its gradients are computed,
+        while its weights are still in cache.
+        """
+        self.step_count += 1
+
+    def update_param(self, i: int, grad) -> None:
+        """Update parameter ``i`` (in the flattened order of ``params``) from ``grad``, within a started step."""
+        p = self.params[i]
+        if grad.shape != p.shape:
+            self._check_grad(i, p, grad)
+        self._update(i, p, grad)
+
+    @staticmethod
+    def _check_grad(i: int, p, g) -> None:
+        if g.shape != p.shape:
+            raise ValueError(f"gradient {i} has shape {tuple(g.shape)}, its parameter {tuple(p.shape)}")
+        if array_module(g) is not array_module(p):
+            raise TypeError(
+                "gradients and parameters live on different backends: the model was probably moved with "
+                ".to() after this optimizer was created; create the optimizer after moving the model"
+            )
 
     def _update(self, i: int, p, g) -> None:
         raise NotImplementedError

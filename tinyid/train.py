@@ -273,11 +273,10 @@ class Trainer:
                     idx = order[batch]
                     xb = backend.asarray(x[idx], self.model.dtype)
                     yb = backend.asarray(y[idx])
-                    loss, grads, logits = self.model.loss_and_grads(xb, yb, return_logits=True)
+                    loss, logits = self.model.train_step(xb, yb, self.optimizer)
                     if not math.isfinite(loss):
                         raise NonFiniteLossError(self.step + 1, epoch, loss, self.model.first_nonfinite(xb),
                                                  self.last_checkpoint)
-                    self.optimizer.step(grads)
                     self.step += 1
                     m = len(idx)
                     loss_sum += loss * m
