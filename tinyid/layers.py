@@ -320,11 +320,27 @@ class MLP:
         call overwrites (copy them to keep them); on the NumPy reference they are fresh arrays.
         """
         grads = [None] * len(self.layers)
+        dx = None
+        for i, layer_grads, dx in self._backward_layers(dlogits, caches, return_input_grad):
+            grads[i] = layer_grads
+        return (grads, dx) if return_input_grad else grads
+
+    def _backward_layers(self, dlogits, caches, return_input_grad: bool):
+        """Back-propagate from the top, yielding ``(i, [dW_i, db_i], dC/dz_i)`` as soon as layer ``i`` is done."""
         d = dlogits
         for i in range(len(self.layers) - 1, -1, -1):
-            d, grads[i] = self.layers[i].backward(d, caches[i], self._workspace, i,
-                                                  need_input_grad=i > 0 or return_input_grad)
-        return (grads, d) if return_input_grad else grads
+            d, grads = self.layers[i].backward(d, caches[i], self._workspace, i,
+                                               need_input_grad=i > 0 or return_input_grad)
+            yield i, grads, d
+
+    def _forward_and_loss(self, x, y):
+        """Forward pass, loss and ``dC/dlogits``: ``(loss, logits, dlogits, caches)``."""
+        logits, caches = self.forward_train(x)
+        labels = self.backend.asarray(y)
+        check_labels(logits, labels)
+        dlogits = self._workspace.get("dlogits", len(self.layers), logits.shape)
+        loss = self.backend.kernels.softmax_cross_entropy(logits, labels, dlogits)
+        return loss, logits, dlogits, caches
 
     def loss_and_grads(self, x, y, return_logits: bool = False):
         """Mean softmax cross-entropy on ``(x, y)`` and its gradient for every parameter.
@@ -341,11 +357,7 @@ class MLP:
             :meth:`backward`)
         logits : (n_batch, n_out) array, only when ``return_logits``
         """
-        logits, caches = self.forward_train(x)
-        labels = self.backend.asarray(y)
-        check_labels(logits, labels)
-        dlogits = self._workspace.get("dlogits", len(self.layers), logits.shape)
-        loss = self.backend.kernels.softmax_cross_entropy(logits, labels, dlogits)
+        loss, logits, dlogits, caches = self._forward_and_loss(x, y)
         grads = self.backward(dlogits, caches)
         return (loss, grads, logits) if return_logits else (loss, grads)
 
@@ -375,17 +387,11 @@ class MLP:
                 params[2 * i] is not layer.W or params[2 * i + 1] is not layer.b for i, layer in enumerate(self.layers)):
             raise ValueError("the optimizer does not hold this model's parameters: build it on model.params "
                              "(after any model.to(...))")
-        logits, caches = self.forward_train(x)
-        labels = self.backend.asarray(y)
-        check_labels(logits, labels)
-        dlogits = self._workspace.get("dlogits", len(self.layers), logits.shape)
-        loss = self.backend.kernels.softmax_cross_entropy(logits, labels, dlogits)
+        loss, logits, dlogits, caches = self._forward_and_loss(x, y)
         if not math.isfinite(loss):
             return loss, logits
         optimizer.start_step()
-        d = dlogits
-        for i in range(len(self.layers) - 1, -1, -1):
-            d, (dW, db) = self.layers[i].backward(d, caches[i], self._workspace, i, need_input_grad=i > 0)
+        for i, (dW, db), _ in self._backward_layers(dlogits, caches, return_input_grad=False):
             optimizer.update_param(2 * i, dW)
             optimizer.update_param(2 * i + 1, db)
         return loss, logits
