@@ -212,7 +212,8 @@ class MLP:
         layer, in float64 and then cast, so a seed gives the same network on every backend and
         dtype. ``None`` draws a fresh seed and records it in :attr:`seed`.
     backend : str or Backend, optional
-        ``"numpy"`` or ``"cupy"``; the default of :func:`tinyid.use` when omitted.
+        ``"numpy"`` (the reference), ``"numba"`` (fused CPU kernels) or ``"cupy"`` (GPU); the default
+        of :func:`tinyid.use` when omitted.
     dtype : {"float32", "float64"}
 
     Attributes
@@ -432,7 +433,7 @@ class MLP:
         return sum(layer.W.size + layer.b.size for layer in self.layers)
 
     def to(self, backend) -> "MLP":
-        """Move every parameter to ``backend`` (``"numpy"`` or ``"cupy"``) in place; returns self.
+        """Move every parameter to ``backend`` (``"numpy"``, ``"numba"`` or ``"cupy"``) in place; returns self.
 
         Create optimizers after moving: the parameter arrays are replaced.
         """
