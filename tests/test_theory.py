@@ -199,10 +199,11 @@ def test_relu_xavier_measured_decay():
 # ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("q0", [0.8, 40.0])
 @pytest.mark.parametrize("name", activations.NAMES)
-def test_qmap_one_step_matches_monte_carlo(name):
+def test_qmap_one_step_matches_monte_carlo(name, q0):
     """q^1 = sw^2 E[phi(sqrt(q0) z)^2] + sb^2 against a direct Monte-Carlo average of the same expectation."""
-    sw, sb, q0 = 1.3, 0.2, 0.8
+    sw, sb = 1.3, 0.2
     act = activations.get(name)
     z = np.random.default_rng(7).standard_normal(400_000)
     v = sw * sw * act(math.sqrt(q0) * z) ** 2
@@ -228,6 +229,21 @@ def test_qmap_tanh_matches_a_wide_network():
     assert predicted.shape == (depth + 1,)
 
 
+def test_quadrature_against_closed_forms():
+    """hard_tanh has kinks at +-1: E[phi^2] and E[phi'^2] in closed form, for small and large q."""
+    act = activations.hard_tanh
+    for q in (0.01, 0.3, 1.0, 50.0):
+        c = 1.0 / math.sqrt(q)
+        inside = math.erf(c / math.sqrt(2.0))  # P(|z| < c)
+        density = math.exp(-0.5 * c * c) / math.sqrt(2.0 * math.pi)
+        e_phi2 = q * (inside - 2.0 * c * density) + (1.0 - inside)
+        assert theory._expect(lambda x: act(x) ** 2, q) == pytest.approx(e_phi2, rel=1e-10)
+        assert theory._expect(lambda x: act.derivative(x) ** 2, q) == pytest.approx(inside, rel=1e-10)
+    relu = activations.relu
+    for q in (1e-6, 1.0, 1e4):
+        assert theory._expect(lambda x: relu(x) ** 2, q) == pytest.approx(q / 2, rel=1e-10)
+
+
 def test_qmap_closed_forms():
     np.testing.assert_allclose(theory.qmap("relu", 2.0, 0.0, 1.0, 3), [1, 2, 4, 8])
     np.testing.assert_allclose(theory.qmap("linear", 1.0, 1.0, 0.0, 3), [0, 1, 2, 3])
@@ -246,13 +262,16 @@ def test_fixed_point_cases():
     assert theory.fixed_point("tanh", 1.0, 0.0) == 0.0
     assert theory.fixed_point("relu", 1.0, 0.5) == pytest.approx(0.5)  # sb^2 / (1 - 1/2)
     assert theory.fixed_point("linear", 0.5, 1.0) == pytest.approx(1 / 0.75)
-    for name, sw, sb in (("tanh", 1.5, 0.0), ("tanh", 1.2, 0.3), ("sigmoid", 2.0, 0.1), ("gelu", 1.0, 0.5)):
+    cases = (("tanh", 1.5, 0.0), ("tanh", 1.2, 0.3), ("tanh", 1.001, 0.0), ("sigmoid", 2.0, 0.1), ("gelu", 1.0, 0.5))
+    for name, sw, sb in cases:
         q = theory.fixed_point(name, sw, sb)
         assert q > 0
         assert theory.qmap(name, sw, sb, q, 1)[1] == pytest.approx(q, rel=1e-10, abs=1e-12)
 
 
-@pytest.mark.parametrize("name, sw, sb", [("linear", 1.1, 0.0), ("linear", 1.0, 0.1), ("relu", 2.0, 0.0), ("elu", 3.0, 0.0)])
+@pytest.mark.parametrize(
+    "name, sw, sb", [("linear", 1.1, 0.0), ("linear", 1.0, 0.1), ("relu", 2.0, 0.0), ("elu", 3.0, 0.0)]
+)
 def test_fixed_point_divergence_raises(name, sw, sb):
     with pytest.raises(ValueError, match="diverge|grows"):
         theory.fixed_point(name, sw, sb)
@@ -290,6 +309,12 @@ def test_critical_sw_phase_and_depth_scale():
         assert theory.phase(name, 0.9 * sw, 0.05) == "ordered"
         assert theory.phase(name, 1.1 * sw, 0.05) == "chaotic"
     assert theory.critical_sw("tanh", sb=0.05) > 1.0
+    # tanh at sb = 0: ordered (q* = 0, chi1 = sw^2) below 1, chaotic above
+    assert [theory.phase("tanh", sw, 0.0) for sw in (0.9, 1.0, 1.01, 1.1, 2.0)] == [
+        "ordered", "critical", "chaotic", "chaotic", "chaotic"
+    ]
+    with pytest.raises(ValueError, match="no critical sw"):
+        theory.critical_sw("gelu", 0.0)
     assert theory.depth_scale("relu", math.sqrt(2.0), 0.0) == math.inf
     assert theory.depth_scale("relu", 1.0, 0.0) == pytest.approx(1 / math.log(2.0))
     assert theory.depth_scale("tanh", 2.0, 0.0) < 0  # chaotic: growth

@@ -132,16 +132,16 @@ def weight_variance(init: Any, fan_in: int, fan_out: int) -> float:
 
     With :math:`n_{in}` = ``fan_in``, :math:`n_{out}` = ``fan_out``, gain :math:`g`, He slope :math:`a`:
 
-    ==================================  ==============================================================
-    initializer                         :math:`\mathrm{Var}[W]`
-    ==================================  ==============================================================
-    ``uniform_fanin``                   :math:`1 / (3 n_{in})` (Glorot & Bengio's "standard" heuristic)
+    =====================================  ===========================================================================
+    initializer                            :math:`\mathrm{Var}[W]`
+    =====================================  ===========================================================================
+    ``uniform_fanin``                      :math:`1 / (3 n_{in})` (Glorot & Bengio's "standard" heuristic)
     ``xavier_uniform``, ``xavier_normal``  :math:`2 g^2 / (n_{in} + n_{out})` (Glorot & Bengio's normalized init)
-    ``he_uniform``, ``he_normal``       :math:`2 / ((1 + a^2)\, n)`, :math:`n` = fan in or out by ``mode`` (He et al.)
-    ``lecun_normal``                    :math:`1 / n_{in}`
-    ``orthogonal``                      :math:`g^2 / \max(n_{in}, n_{out})` (rows or columns have norm :math:`g`)
-    ``identity``                        :math:`\sigma^2 \min(n_{in}, n_{out}) / (n_{in} n_{out})`
-    ==================================  ==============================================================
+    ``he_uniform``, ``he_normal``          :math:`2 / ((1 + a^2)\, n)`, :math:`n` = the fan ``mode`` picks (He et al.)
+    ``lecun_normal``                       :math:`1 / n_{in}`
+    ``orthogonal``                         :math:`g^2 / \max(n_{in}, n_{out})` (unit rows or columns, times :math:`g`)
+    ``identity``                           :math:`\sigma^2 \min(n_{in}, n_{out}) / (n_{in} n_{out})`
+    =====================================  ===========================================================================
 
     ``identity`` is deterministic (:math:`W = \sigma I`): there is no random draw, and what is returned is the
     mean square of the entries, :math:`\frac{1}{n_{in} n_{out}} \sum_{jk} W_{jk}^2`, the quantity that plays
@@ -447,7 +447,8 @@ def fixed_point(
       (e.g. linear with :math:`\sigma_w = 1`, ReLU with :math:`\sigma_w = \sqrt 2`: He's init); otherwise
       (:math:`m \ge 1`, or :math:`m > 1` with :math:`q_0 > 0`) the map diverges and ValueError is raised.
     * tanh, softsign, hard_tanh, elu with :math:`\alpha = 1`, all with :math:`\sigma_b = 0` and
-      :math:`\sigma_w \le 1`: since :math:`|\phi(x)| \le |x|`, strictly for :math:`x < 0`, :math:`q^l < \sigma_w^2 q^{l-1} \le q^{l-1}` and :math:`q^* = 0` exactly
+      :math:`\sigma_w \le 1`: since :math:`|\phi(x)| \le |x|`, strictly for :math:`x < 0`,
+      :math:`q^l < \sigma_w^2 q^{l-1} \le q^{l-1}` and :math:`q^* = 0` exactly
       (convergence is only algebraic at :math:`\sigma_w = 1`, so it is not iterated).
 
     Returns
@@ -562,8 +563,10 @@ def critical_sw(activation: Any, sb: float = 0.0, lo: float = 1e-3, hi: float = 
     r"""The weight scale :math:`\sigma_w` at which :math:`\chi_1 = 1` (the order-to-chaos transition).
 
     Exact where known: :math:`1/\sqrt{\kappa}` for linear (1), relu (:math:`\sqrt 2`, He's init) and leaky_relu
-    (:math:`\sqrt{2/(1+a^2)}`); 1 for tanh, softsign, hard_tanh and elu (:math:`\alpha = 1`) at :math:`\sigma_b = 0` (for
-    :math:`\sigma_w \le 1`, :math:`q^* = 0` and :math:`\chi_1 = \sigma_w^2 \phi'(0)^2 = \sigma_w^2`). Otherwise
+    (:math:`\sqrt{2/(1+a^2)}`); 1 for tanh, softsign, hard_tanh and elu (:math:`\alpha = 1`) at
+    :math:`\sigma_b = 0`: for :math:`\sigma_w \le 1`, :math:`q^* = 0` and :math:`\chi_1 = \sigma_w^2
+    \phi'(0)^2 = \sigma_w^2`, and above 1, :math:`q^* > 0` and :math:`\chi_1 > 1` (the chaotic side; checked numerically, up to the
+    slow convergence of :math:`q^*` within ~1e-3 of 1). Otherwise
     the first sign change of :math:`\chi_1(\sigma_w) - 1` on a geometric grid over ``[lo, hi]``, refined by
     bisection to ``tol``. :math:`q^*` is the fixed point reached from :math:`q_0 = 1`; where the length map
     diverges (e.g. elu, selu, gelu with large :math:`\sigma_w`, whose positive branch is linear) the point
