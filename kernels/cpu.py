@@ -457,3 +457,80 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step) ->
     _adam_update(_flat(param, "param"), np.ascontiguousarray(grad).reshape(-1), _flat(m, "m"), _flat(v, "v"),
                  lr / (1 - beta1**step), beta1, 1 - beta1, beta2, 1 - beta2, 1 - beta2**step, float(eps),
                  float(weight_decay))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Plain SGD folded into the weight-gradient matrix product (BLAS gemm with beta = 1)
+# ---------------------------------------------------------------------------------------------------
+
+_CBLAS_ROW_MAJOR, _CBLAS_NO_TRANS, _CBLAS_TRANS = 101, 111, 112
+
+
+def _find_numpy_cblas():
+    """``{dtype: gemm}`` from the OpenBLAS that NumPy's own wheel bundles, or ``{}`` when there is none.
+
+    NumPy's ``matmul`` cannot take BLAS's ``beta`` (``C <- alpha A B + beta C``), so the gemm is called
+    directly with ``ctypes``: the same library (same threads, same kernels) NumPy's matmul uses. Only the
+    wheels' ``scipy-openblas`` is recognized (ILP64 symbols ``scipy_cblas_?gemm64_``); with any other BLAS
+    the fold is simply not used.
+    """
+    import ctypes
+    import glob
+    import os
+
+    libraries = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "libscipy_openblas64_*"))
+    if not libraries:
+        return {}
+    try:
+        library = ctypes.CDLL(libraries[0])
+        functions = {np.dtype(np.float32): (library.scipy_cblas_sgemm64_, ctypes.c_float),
+                     np.dtype(np.float64): (library.scipy_cblas_dgemm64_, ctypes.c_double)}
+    except (OSError, AttributeError):
+        return {}
+    out = {}
+    for dtype, (function, scalar_type) in functions.items():
+        index = ctypes.c_int64
+        function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, index, index, index, scalar_type,
+                             ctypes.c_void_p, index, ctypes.c_void_p, index, scalar_type, ctypes.c_void_p, index]
+        function.restype = None
+        out[dtype] = function
+    return out
+
+
+_GEMM = _find_numpy_cblas()
+
+
+def sgd_weight_update(W, z, ds, lr) -> bool:
+    r"""Plain SGD on a weight matrix, folded into the matrix product that makes its gradient.
+
+    .. math:: W \leftarrow W - \eta\, z^\top \partial s \qquad \text{(one gemm: } C \leftarrow \alpha A^\top B + \beta C,
+              \ \alpha = -\eta,\ \beta = 1)
+
+    Computing :math:`\partial W = z^\top \partial s` into a buffer and then streaming :math:`W` and
+    :math:`\partial W` through an update costs a write and two reads of a weight-sized array; here
+    BLAS adds the product straight into :math:`W`. The result equals the two-step update up to
+    rounding (the product is not rounded to the dtype before it is scaled).
+
+    Parameters
+    ----------
+    W : (n_in, n_out) C-contiguous float array, updated in place
+    z : (n_batch, n_in) float array with contiguous rows
+    ds : (n_batch, n_out) C-contiguous float array
+    lr : float
+
+    Returns
+    -------
+    bool
+        False (and nothing changed) when this cannot be done here: NumPy's bundled OpenBLAS was not
+        found, or the arrays' dtypes or layouts do not fit; the caller then computes the gradient.
+    """
+    gemm = _GEMM.get(W.dtype)
+    itemsize = W.dtype.itemsize
+    if (gemm is None or z.dtype != W.dtype or ds.dtype != W.dtype or not W.flags.c_contiguous
+            or not ds.flags.c_contiguous or z.strides[1] != itemsize or z.strides[0] % itemsize):
+        return False
+    n_batch, n_in = z.shape
+    n_out = W.shape[1]
+    gemm(_CBLAS_ROW_MAJOR, _CBLAS_TRANS, _CBLAS_NO_TRANS, n_in, n_out, n_batch, -float(lr),
+         z.ctypes.data, z.strides[0] // itemsize, ds.ctypes.data, n_out, 1.0, W.ctypes.data, n_out)
+    return True

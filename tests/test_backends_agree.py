@@ -179,3 +179,23 @@ def test_train_step_checks_its_optimizer_and_skips_non_finite_losses():
     assert not np.isfinite(loss)
     assert optimizer.step_count == 0
     assert all(np.array_equal(a, b) for a, b in zip(before, host(model.params)))
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])
+def test_plain_sgd_folded_into_the_gemm_matches_the_reference(dtype, rtol):
+    """numba's train_step puts plain SGD inside the weight-gradient gemm: same update, other rounding."""
+    from tinyid.kernels import cpu
+
+    if not cpu._GEMM:
+        pytest.skip("NumPy's bundled OpenBLAS was not found, so the fold is not used here")
+    rng = np.random.default_rng(5)
+    models = [MLP([9, 13, 11, 4], activation="relu", init="he_normal", seed=5, dtype=dtype, backend=b)
+              for b in ("numpy", "numba")]
+    optimizers = [SGD(m.params, lr=0.05) for m in models]
+    for _ in range(4):
+        x, y = rng.normal(size=(6, 9)), rng.integers(0, 4, 6)
+        losses = [m.train_step(x, y, o)[0] for m, o in zip(models, optimizers)]
+        assert losses[1] == pytest.approx(losses[0], rel=rtol)
+    for a, b in zip(host(models[1].params), host(models[0].params)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)

@@ -312,3 +312,31 @@ def test_optimizers_take_non_contiguous_gradients_and_refuse_non_contiguous_stat
 def test_interface_matches_the_reference_set():
     assert cpu.NAME == "cpu"
     assert cpu.__all__ == ref.__all__
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_batch, n_in, n_out", [(1, 1, 1), (7, 13, 5), (31, 2, 61)])
+def test_sgd_weight_update_is_w_minus_lr_z_t_ds(dtype, n_batch, n_in, n_out):
+    if not cpu._GEMM:
+        pytest.skip("NumPy's bundled OpenBLAS was not found: sgd_weight_update always declines here")
+    rng = np.random.default_rng(n_batch * 100 + n_in)
+    wide = rng.normal(size=(n_batch, n_in + 3)).astype(dtype)
+    for z in (wide[:, :n_in].copy(), wide[:, :n_in]):  # contiguous, and rows with a longer stride
+        ds = rng.normal(size=(n_batch, n_out)).astype(dtype)
+        W = rng.normal(size=(n_in, n_out)).astype(dtype)
+        expected = W.astype(np.float64) - 0.1 * (z.astype(np.float64).T @ ds.astype(np.float64))
+        assert cpu.sgd_weight_update(W, z, ds, 0.1) is True
+        eps = np.finfo(dtype).eps
+        np.testing.assert_allclose(W, expected, rtol=0, atol=8 * eps * (1 + n_batch) * max(1.0, np.abs(expected).max()))
+
+
+def test_sgd_weight_update_declines_what_it_cannot_do_and_changes_nothing():
+    rng = np.random.default_rng(0)
+    z, ds = rng.normal(size=(4, 6)), rng.normal(size=(4, 3))
+    W = rng.normal(size=(6, 3))
+    before = W.copy()
+    assert cpu.sgd_weight_update(W, z, ds[:, ::-1], 0.1) is False             # ds not C-contiguous
+    assert cpu.sgd_weight_update(W, rng.normal(size=(4, 12))[:, ::2], ds, 0.1) is False  # z rows strided
+    assert cpu.sgd_weight_update(W, z.astype(np.float32), ds, 0.1) is False   # dtype mismatch
+    assert cpu.sgd_weight_update(W.T.copy().T, z, ds, 0.1) is False           # W not C-contiguous
+    np.testing.assert_array_equal(W, before)

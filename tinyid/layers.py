@@ -139,7 +139,7 @@ class Dense:
         return s, (z, derivative)
 
     def backward(self, dy, cache, workspace: "Workspace | None" = None, index: int = 0,
-                 need_input_grad: bool = True):
+                 need_input_grad: bool = True, sgd_lr: "float | None" = None):
         """Back-propagate ``dy = dC/dy`` through the layer.
 
         Parameters
@@ -149,20 +149,29 @@ class Dense:
         workspace, index : where the outputs go (fresh arrays when omitted)
         need_input_grad : bool
             Skip the product :math:`\\partial C/\\partial s\\, W^\\top` when False (first layer).
+        sgd_lr : float, optional
+            Apply plain SGD to ``W`` inside the weight-gradient product,
+            :math:`W \\leftarrow W - \\eta z^\\top \\partial s`, when the kernel set can
+            (``sgd_weight_update``); ``dW`` is then returned as None. The input gradient is computed
+            first, with the old weights.
 
         Returns
         -------
         dz : (n_batch, n_in) float array or None
-        grads : [dW (n_in, n_out), db (n_out,)]
+        grads : [dW (n_in, n_out) or None, db (n_out,)]
         """
         z, derivative = cache
         ws = self._workspace(workspace)
         xp = self.backend.xp
+        kernels = self.backend.kernels
         ds = ws.get("ds", index, dy.shape)
         db = ws.get("db", index, (self.n_out,))
-        self.backend.kernels.activation_backward(dy, derivative, ds, db)
-        dW = xp.matmul(z.T, ds, out=ws.get("dW", index, (self.n_in, self.n_out)))
+        kernels.activation_backward(dy, derivative, ds, db)
         dz = xp.matmul(ds, self.W.T, out=ws.get("dz", index, z.shape)) if need_input_grad else None
+        fold = getattr(kernels, "sgd_weight_update", None)
+        if sgd_lr is not None and fold is not None and fold(self.W, z, ds, sgd_lr):
+            return dz, [None, db]
+        dW = xp.matmul(z.T, ds, out=ws.get("dW", index, (self.n_in, self.n_out)))
         return dz, [dW, db]
 
     def __repr__(self) -> str:
@@ -326,12 +335,15 @@ class MLP:
             grads[i] = layer_grads
         return (grads, dx) if return_input_grad else grads
 
-    def _backward_layers(self, dlogits, caches, return_input_grad: bool):
-        """Back-propagate from the top, yielding ``(i, [dW_i, db_i], dC/dz_i)`` as soon as layer ``i`` is done."""
+    def _backward_layers(self, dlogits, caches, return_input_grad: bool, sgd_lr: "float | None" = None):
+        """Back-propagate from the top, yielding ``(i, [dW_i, db_i], dC/dz_i)`` as soon as layer ``i`` is done.
+
+        With ``sgd_lr``, weights may be updated inside the backward pass (see :meth:`Dense.backward`).
+        """
         d = dlogits
         for i in range(len(self.layers) - 1, -1, -1):
             d, grads = self.layers[i].backward(d, caches[i], self._workspace, i,
-                                               need_input_grad=i > 0 or return_input_grad)
+                                               need_input_grad=i > 0 or return_input_grad, sgd_lr=sgd_lr)
             yield i, grads, d
 
     def _forward_and_loss(self, x, y):
@@ -367,7 +379,9 @@ class MLP:
 
         The same as ``optimizer.step(self.loss_and_grads(x, y)[1])``, but each layer is updated right
         after its gradients (and the input gradient, which needs the old weights) are computed, while
-        its weights are still in cache; on the fast backends nothing is allocated.
+        its weights are still in cache; on the fast backends nothing is allocated. On the numba
+        backend, plain SGD (no momentum, no weight decay) is folded into the weight-gradient product,
+        which changes the weights' rounding, not the update.
 
         Parameters
         ----------
@@ -392,8 +406,13 @@ class MLP:
         if not math.isfinite(loss):
             return loss, logits
         optimizer.start_step()
-        for i, (dW, db), _ in self._backward_layers(dlogits, caches, return_input_grad=False):
-            optimizer.update_param(2 * i, dW)
+        # Plain SGD can go inside the weight-gradient product (one BLAS call instead of a product and
+        # an update pass) where the kernel set offers it.
+        plain_sgd = getattr(optimizer, "is_plain_sgd", False)
+        for i, (dW, db), _ in self._backward_layers(dlogits, caches, return_input_grad=False,
+                                                    sgd_lr=optimizer.lr if plain_sgd else None):
+            if dW is not None:
+                optimizer.update_param(2 * i, dW)
             optimizer.update_param(2 * i + 1, db)
         return loss, logits
 

@@ -175,6 +175,11 @@ class SGD(Optimizer):
         self.buffer_names = ("momentum",) if self.momentum else ()
         super().__init__(params)
 
+    @property
+    def is_plain_sgd(self) -> bool:
+        """No momentum and no weight decay: the update is ``theta -= lr * grad`` alone."""
+        return not self.momentum and not self.weight_decay
+
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
