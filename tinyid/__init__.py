@@ -7,9 +7,10 @@ The pieces, each a module a learner can read in one sitting:
 - :mod:`tinyid.init` — Glorot's standard heuristic, Xavier, He, LeCun, orthogonal, identity;
 - :mod:`tinyid.layers` — :class:`Dense` and :class:`MLP` with hand-written backprop;
 - :mod:`tinyid.losses`, :mod:`tinyid.optim`, :mod:`tinyid.train` — loss, optimizers, the fit loop;
-- :mod:`tinyid.data` — Shapeset-3x2 (generated), (Fashion-)MNIST and CIFAR-10 readers.
+- :mod:`tinyid.data` — Shapeset-3x2 (generated), (Fashion-)MNIST and CIFAR-10 readers;
+- :mod:`tinyid.theory` — the variance-propagation and mean-field predictions, in closed form.
 """
-from tinyid import activations, init, losses, optim
+from tinyid import activations, init, losses, optim, theory
 from tinyid.backend import BackendUnavailableError, get_backend, to_numpy, use
 from tinyid.checkpoint import CheckpointError
 from tinyid.layers import MLP, Dense
@@ -19,7 +20,7 @@ from tinyid.train import Callback, History, NonFiniteLossError, Trainer, evaluat
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations", "init", "losses", "optim",
+    "activations", "init", "losses", "optim", "theory",
     "BackendUnavailableError", "get_backend", "to_numpy", "use",
     "CheckpointError", "MLP", "Dense", "SGD", "Adam",
     "Callback", "History", "NonFiniteLossError", "Trainer", "evaluate", "fit",
