@@ -55,3 +55,24 @@ def pytest_collection_modifyitems(config, items):
 def backend_name(request):
     """Every backend tinyid has; numba and cupy cases skip with the reason when they cannot run here."""
     return request.param
+
+
+@pytest.fixture
+def library_missing(monkeypatch):
+    """``library_missing("cupy")``: imports of that module fail and its cached backend is forgotten."""
+    import builtins
+
+    import tinyid.backend as backend_module
+
+    real_import = builtins.__import__
+
+    def hide(module: str) -> None:
+        def failing_import(name, *args, **kwargs):
+            if name == module:
+                raise ImportError(f"No module named {module!r}")
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", failing_import)
+        monkeypatch.delitem(backend_module._BACKENDS, module, raising=False)
+
+    return hide

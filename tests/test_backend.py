@@ -17,20 +17,8 @@ def test_unknown_backend_names_the_choices():
         get_backend("tensorflow")
 
 
-def test_cupy_unavailable_says_how_to_install(monkeypatch):
-    import builtins
-
-    import tinyid.backend as backend_module
-
-    real_import = builtins.__import__
-
-    def no_cupy(name, *args, **kwargs):
-        if name == "cupy":
-            raise ImportError("No module named 'cupy'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_cupy)
-    monkeypatch.delitem(backend_module._BACKENDS, "cupy", raising=False)
+def test_cupy_unavailable_says_how_to_install(library_missing):
+    library_missing("cupy")
     with pytest.raises(BackendUnavailableError, match=r"pip install 'tinyid\[gpu\]'"):
         get_backend("cupy")
     with pytest.raises(BackendUnavailableError):

@@ -130,20 +130,8 @@ def test_models_move_between_numpy_and_numba():
     np.testing.assert_allclose(model.forward(x), expected, rtol=1e-14)
 
 
-def test_missing_numba_says_how_to_install(monkeypatch):
-    import builtins
-
-    import tinyid.backend as backend_module
-
-    real_import = builtins.__import__
-
-    def no_numba(name, *args, **kwargs):
-        if name == "numba":
-            raise ImportError("No module named 'numba'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_numba)
-    monkeypatch.delitem(backend_module._BACKENDS, "numba", raising=False)
+def test_missing_numba_says_how_to_install(library_missing):
+    library_missing("numba")
     with pytest.raises(tinyid.BackendUnavailableError, match=r"pip install 'tinyid\[fast\]'"):
         MLP([3, 2], backend="numba")
 

@@ -374,6 +374,14 @@ class MLP:
         grads = self.backward(dlogits, caches)
         return (loss, grads, logits) if return_logits else (loss, grads)
 
+    def check_optimizer(self, optimizer) -> None:
+        """Raise ValueError unless ``optimizer`` updates exactly this model's live parameters, in order."""
+        params = optimizer.params
+        if len(params) != 2 * len(self.layers) or any(
+                params[2 * i] is not layer.W or params[2 * i + 1] is not layer.b for i, layer in enumerate(self.layers)):
+            raise ValueError("the optimizer does not hold this model's parameters: build it on model.params "
+                             "(after any model.to(...))")
+
     def train_step(self, x, y, optimizer) -> tuple:
         """One training step: forward, loss, backward, and the optimizer update of every parameter.
 
@@ -397,11 +405,7 @@ class MLP:
         logits : (n_batch, n_out) array
             Before the update (a step buffer on the fast backends).
         """
-        params = optimizer.params
-        if len(params) != 2 * len(self.layers) or any(
-                params[2 * i] is not layer.W or params[2 * i + 1] is not layer.b for i, layer in enumerate(self.layers)):
-            raise ValueError("the optimizer does not hold this model's parameters: build it on model.params "
-                             "(after any model.to(...))")
+        self.check_optimizer(optimizer)
         loss, logits, dlogits, caches = self._forward_and_loss(x, y)
         if not math.isfinite(loss):
             return loss, logits

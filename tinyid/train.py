@@ -198,9 +198,7 @@ class Trainer:
     def __init__(self, model: MLP, optimizer: "_optim.Optimizer", seed: int = 0, batch_size: int = 64):
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not any(p is model.params[0][0] for p in optimizer.params):
-            raise ValueError("the optimizer does not hold this model's parameters: build it on model.params "
-                             "(after any model.to(...))")
+        model.check_optimizer(optimizer)
         self.model = model
         self.optimizer = optimizer
         self.batch_size = int(batch_size)
