@@ -12,9 +12,9 @@ from tinyid import optim
 from tinyid.data import load_dataset
 from tinyid.layers import MLP
 from tinyid.plots import learning_curves, save_figure
-from tinyid.train import EpochLogger, Trainer
+from tinyid.train import EpochLogger, NonFiniteLossError, Trainer, format_epoch
 
-__all__ = ["RunSpec", "run_training"]
+__all__ = ["RunSpec", "run_training", "fit_or_diverge"]
 
 
 @dataclass
@@ -102,3 +102,32 @@ def run_training(spec: RunSpec, out, *, progress: "bool | None" = None, resume: 
         title = f"{data.name}: {trainer.model.activation.name} MLP {sizes}"
         save_figure(learning_curves(history, title), out / "learning_curves.png")
     return metrics
+
+
+class _LabelledEpochLogger(EpochLogger):
+    def __init__(self, label: str):
+        super().__init__()
+        self.label = label
+
+    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
+        print(f"{self.label}: {format_epoch(record)}" if self.label else format_epoch(record), flush=True)
+
+
+def fit_or_diverge(trainer: Trainer, data, epochs: int, *, callbacks=(), progress: "bool | None" = None,
+                   label: str = "") -> "str | None":
+    """Train ``trainer`` on ``data`` for ``epochs``; return None, or the reason when the loss diverged.
+
+    Experiments compare initializations, and some of them are *meant* to fail: a run whose loss
+    becomes non-finite is reported (the history up to that step is kept), not raised.
+    Progress: a bar on a terminal (or ``progress=True``), else one line per epoch prefixed by ``label``.
+    """
+    if progress is None:
+        progress = sys.stderr.isatty()
+    logger = [] if progress else [_LabelledEpochLogger(label)]
+    try:
+        trainer.fit(data.x_train, data.y_train, epochs, validation=(data.x_test, data.y_test),
+                    callbacks=[*callbacks, *logger], progress=progress)
+    except NonFiniteLossError as exc:
+        print(f"{label}: {exc}" if label else str(exc), flush=True)
+        return str(exc)
+    return None
