@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["learning_curves", "save_figure", "layer_trajectories", "layer_histograms", "layer_profiles", "curves"]
 
@@ -128,18 +129,24 @@ def layer_profiles(measured: dict, predicted: "dict | None" = None, ylabel: str 
     ----------
     measured : dict of str -> (L,) array
     predicted : dict of str -> (L,) array, optional
-        Keyed like ``measured`` (a key missing here has no theory line).
+        Theory lines: a key of ``measured`` is drawn in that curve's colour, any other key in grey
+        (one prediction shared by several measured curves).
     """
     fig = Figure(figsize=(6.5, 4.0), layout="constrained")
     ax = fig.subplots()
+    predicted = dict(predicted or {})
     for i, (name, values) in enumerate(measured.items()):
         values = np.asarray(values, dtype=np.float64)
         layers = np.arange(1, len(values) + 1)
         color = f"C{i}"
         ax.plot(layers, values, marker="o", markersize=3, linestyle="-", color=color, label=f"{name} (measured)")
-        if predicted and name in predicted:
-            ax.plot(layers, np.asarray(predicted[name]), linestyle="--", color=color, label=f"{name} (theory)")
+        if name in predicted:
+            ax.plot(layers, np.asarray(predicted.pop(name)), linestyle="--", color=color, label=f"{name} (theory)")
+    for j, (name, values) in enumerate(predicted.items()):  # theory lines shared by several measured curves
+        layers = np.arange(1, len(values) + 1)
+        ax.plot(layers, np.asarray(values), linestyle="--", color=str(0.15 + 0.3 * j), label=name)
     ax.set(xlabel="layer", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if log:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -15,6 +15,8 @@ __all__ = ["EXPERIMENTS", "get"]
 #: experiment name -> module path
 EXPERIMENTS = {
     "baseline": "tinyid.experiments.baseline",
+    "glorot": "tinyid.experiments.glorot",
+    "he": "tinyid.experiments.he",
 }
 
 
