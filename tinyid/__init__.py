@@ -8,21 +8,24 @@ The pieces, each a module a learner can read in one sitting:
 - :mod:`tinyid.layers` — :class:`Dense` and :class:`MLP` with hand-written backprop;
 - :mod:`tinyid.losses`, :mod:`tinyid.optim`, :mod:`tinyid.train` — loss, optimizers, the fit loop;
 - :mod:`tinyid.data` — Shapeset-3x2 (generated), (Fashion-)MNIST and CIFAR-10 readers;
-- :mod:`tinyid.theory` — the variance-propagation and mean-field predictions, in closed form.
+- :mod:`tinyid.theory` — the variance-propagation and mean-field predictions, in closed form;
+- :mod:`tinyid.probes` — the same quantities measured per layer on real networks while they train;
+- :mod:`tinyid.jacobian` — the input-output Jacobian by hand: products, singular values, randomized spectra.
 """
-from tinyid import activations, init, losses, optim, theory
+from tinyid import activations, init, jacobian, losses, optim, probes, theory
 from tinyid.backend import BackendUnavailableError, get_backend, to_numpy, use
 from tinyid.checkpoint import CheckpointError
 from tinyid.layers import MLP, Dense
 from tinyid.optim import SGD, Adam
+from tinyid.probes import Probe
 from tinyid.train import Callback, History, NonFiniteLossError, Trainer, evaluate, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations", "init", "losses", "optim", "theory",
+    "activations", "init", "jacobian", "losses", "optim", "probes", "theory",
     "BackendUnavailableError", "get_backend", "to_numpy", "use",
-    "CheckpointError", "MLP", "Dense", "SGD", "Adam",
+    "CheckpointError", "MLP", "Dense", "SGD", "Adam", "Probe",
     "Callback", "History", "NonFiniteLossError", "Trainer", "evaluate", "fit",
     "__version__",
 ]
