@@ -421,3 +421,48 @@ def test_bad_arguments_raise_one_clear_error():
 def test_exported_names():
     assert set(jacobian.__all__) >= {"jvp", "vjp", "input_output_jacobian", "singular_values", "spectrum_moments",
                                      "top_singular_values", "layer_singular_values", "mean_layer_singular_values"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# identity stacks: the measured Bernoulli spectrum
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_identity_stack_is_elementwise():
+    layers = jacobian.identity_stack(5, 3, 0.5, "hard_tanh")
+    assert len(layers) == 3 and all(layer.activation.name == "hard_tanh" for layer in layers)
+    x = np.array([[0.1, -4.0, 2.0, 0.0, 3.0]])
+    expected = x
+    for _ in range(3):
+        expected = np.clip(0.5 * expected, -1.0, 1.0)
+    out = x
+    for layer in layers:
+        out, _ = layer.forward(out)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("activation", ["hard_tanh", "relu"])
+@pytest.mark.parametrize("sigma, q0, depth", [(0.8, 1.0, 6), (1.0, 0.5, 4), (1.15, 0.2, 8), (1.0, 3.0, 3)])
+def test_identity_spectrum_measured_matches_theory(activation, sigma, q0, depth):
+    r = jacobian.identity_spectrum_measured(sigma, q0, depth, activation, width=48, n_examples=12, seed=3)
+    # every nonzero eigenvalue is exactly sigma^(2L): the spread is rounding only
+    assert r["eigenvalue_spread"] < 1e-12
+    assert r["eigenvalue"] == pytest.approx(sigma ** (2 * depth), rel=1e-12)
+    # alpha is a binomial fraction of 576 independent units: 5 standard errors of the predicted alpha
+    n = 48 * 12
+    se = math.sqrt(r["predicted_alpha"] * (1 - r["predicted_alpha"]) / n)
+    assert abs(r["alpha"] - r["predicted_alpha"]) < 5 * se + 1.0 / n
+
+
+@pytest.mark.parametrize("call", [
+    lambda: jacobian.identity_stack(0, 3, 1.0, "relu"),
+    lambda: jacobian.identity_stack(4, 0, 1.0, "relu"),
+    lambda: jacobian.identity_stack(4, 2, 0.0, "relu"),
+    lambda: jacobian.identity_stack(4, 2, float("nan"), "relu"),
+    lambda: jacobian.identity_spectrum_measured(1.0, 1.0, 3, "tanh"),
+    lambda: jacobian.identity_spectrum_measured(1.0, -1.0, 3, "relu"),
+    lambda: jacobian.identity_spectrum_measured(1.0, 1.0, 3, "relu", n_examples=0),
+])
+def test_identity_errors(call):
+    with pytest.raises(ValueError):
+        call()

@@ -62,6 +62,8 @@ __all__ = [
     "top_singular_values",
     "layer_singular_values",
     "mean_layer_singular_values",
+    "identity_stack",
+    "identity_spectrum_measured",
     "PROBES",
 ]
 
@@ -573,3 +575,66 @@ def mean_layer_singular_values(model: Any, x: Any, max_examples: "int | None" = 
     (L,) float64 numpy.ndarray
     """
     return np.array([values.mean() for values in layer_singular_values(model, x, max_examples)])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Identity-initialized stacks: the Bernoulli spectrum, measured
+# ---------------------------------------------------------------------------------------------------
+
+
+def identity_stack(width: int, depth: int, sigma: float, activation: Any, backend: Any = None,
+                   dtype: str = "float64") -> list:
+    r"""``depth`` Dense layers :math:`z \mapsto \phi(z\, \sigma I)`, square, no bias, every one with ``activation``.
+
+    The network of :func:`tinyid.theory.identity_spectrum`: unlike an :class:`~tinyid.layers.MLP`, whose
+    last layer is linear, every layer here applies :math:`\phi`, so :math:`J = \sigma^L \prod_l D^l`.
+    """
+    from tinyid.backend import get_backend
+
+    width, depth = _count("width", width), _count("depth", depth)
+    sigma = float(sigma)
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    be = get_backend(backend)
+    W = be.asarray(sigma * np.eye(width), dtype)
+    b = be.asarray(np.zeros(width), dtype)
+    return [Dense(W, b, activation, backend=be) for _ in range(depth)]
+
+
+def identity_spectrum_measured(sigma: float, q0: float, depth: int, activation: Any, width: int = 64,
+                               n_examples: int = 16, seed: Any = 0, backend: Any = None) -> dict:
+    r"""Measure the spectrum that :func:`tinyid.theory.identity_spectrum` predicts, on a real identity stack.
+
+    Draws ``n_examples`` inputs :math:`x \sim N(0, q_0 I)` of width ``width``, takes the exact singular
+    values :math:`\sigma_j` of :math:`J = \partial z^L / \partial x` of :func:`identity_stack` (float64) and
+    counts as nonzero those above :math:`10^{-6} \sigma^L`: the theory says every :math:`\sigma_j^2` is
+    :math:`\sigma^{2L}` or 0 when :math:`\phi'` takes only the values 0 and 1.
+
+    Returns
+    -------
+    dict
+        ``alpha`` (fraction of nonzero singular values over all examples and units), ``alpha_se`` (its binomial
+        standard error, :math:`\sqrt{\alpha(1-\alpha)/N}` over the :math:`N` = ``n_examples * width`` values;
+        the units are independent because the stack acts elementwise), ``eigenvalue`` (the mean nonzero
+        eigenvalue :math:`\sigma_j^2` of :math:`J J^\top`, NaN when all are 0), ``eigenvalue_spread`` (the
+        largest relative deviation of a nonzero eigenvalue from :math:`\sigma^{2L}`), and the theory's
+        ``predicted_alpha``, ``predicted_eigenvalue``.
+    """
+    from tinyid import theory
+
+    predicted_alpha, predicted_eigenvalue = theory.identity_spectrum(sigma, q0, depth, activation)
+    n_examples = _count("n_examples", n_examples)
+    x = _generator(seed).normal(0.0, math.sqrt(q0), size=(n_examples, _count("width", width)))
+    values = singular_values(identity_stack(width, depth, sigma, activation, backend), x).ravel()
+    scale = float(sigma) ** depth
+    nonzero = values[values > 1e-6 * scale]
+    alpha = nonzero.size / values.size
+    eigen = nonzero**2
+    return {
+        "alpha": alpha,
+        "alpha_se": math.sqrt(alpha * (1.0 - alpha) / values.size),
+        "eigenvalue": float(eigen.mean()) if eigen.size else math.nan,
+        "eigenvalue_spread": float(np.max(np.abs(eigen / predicted_eigenvalue - 1.0))) if eigen.size else math.nan,
+        "predicted_alpha": predicted_alpha,
+        "predicted_eigenvalue": predicted_eigenvalue,
+    }
