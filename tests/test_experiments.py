@@ -94,3 +94,21 @@ def test_experiments_reject_bad_learning_rate(tmp_path, capsys):
     for name in ("glorot", "he"):
         status, _, err = run_cli(["run", name, "--quick", "--lr", "-1", "--out", str(tmp_path)], capsys)
         assert status == 2 and "--lr must be positive" in err
+
+
+def test_isometry_quick(tmp_path, capsys):
+    status, out, err = run_cli(["run", "isometry", "--quick", "--out", str(tmp_path)], capsys)
+    assert status == 0, err
+    results = json.loads((tmp_path / "isometry.json").read_text())
+    assert (tmp_path / "phase_diagram.png").exists() and (tmp_path / "eigenvalues.png").exists()
+    n = len(results["config"]["sigmas"])
+    for activation in ("hard_tanh", "relu"):
+        grid = results["grids"][activation]
+        assert np.asarray(grid["alpha"]).shape == (n, n)
+        # 2 x 25 binomial fractions of 256 units each: 5 standard errors is a rare miss with the right formula,
+        # and the poster's sign or the wrong binding layer would be off by tens of standard errors
+        assert results["max_alpha_z"][activation] < 5.0
+        assert results["max_eigenvalue_spread"][activation] < 1e-10
+    assert "hard_tanh: largest |alpha - theory|" in out
+    status, _, err = run_cli(["run", "isometry", "--quick", "--depth", "0", "--out", str(tmp_path)], capsys)
+    assert status == 2 and "--depth must be a positive integer" in err

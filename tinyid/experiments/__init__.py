@@ -17,6 +17,7 @@ EXPERIMENTS = {
     "baseline": "tinyid.experiments.baseline",
     "glorot": "tinyid.experiments.glorot",
     "he": "tinyid.experiments.he",
+    "isometry": "tinyid.experiments.isometry",
 }
 
 
