@@ -18,6 +18,7 @@ hidden state, so calling ``backward`` twice gives the same answer.
 """
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from typing import Any, Sequence
@@ -30,7 +31,7 @@ from tinyid.backend import Backend, get_backend, to_numpy
 from tinyid.checkpoint import CheckpointError, load_npz, save_npz
 from tinyid.losses import check_labels
 
-__all__ = ["Dense", "MLP", "Parameters", "Workspace"]
+__all__ = ["Dense", "MLP", "Parameters", "Workspace", "MODEL_CLASSES", "model_class"]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -518,10 +519,20 @@ class MLP:
 
     @classmethod
     def from_checkpoint(cls, header: dict, arrays: dict, backend=None, source: str = "checkpoint") -> "MLP":
-        """Rebuild a model from a checkpoint's header and arrays (see :meth:`load`)."""
+        """Rebuild a model from a checkpoint's header and arrays (see :meth:`load`).
+
+        The config's ``"class"`` picks the class (:data:`MODEL_CLASSES`): ``MLP.from_checkpoint`` of a
+        subclass's checkpoint (e.g. a :class:`tinyid.class_channel.ClassChannelMLP`) returns that
+        subclass; a subclass refuses a checkpoint of a class that is not itself or one of its subclasses.
+        """
         config = header.get("model")
-        if not isinstance(config, dict) or config.get("class") != "MLP":
+        if not isinstance(config, dict) or not isinstance(config.get("class"), str):
             raise CheckpointError(f"{source} does not hold an MLP")
+        if config["class"] != "MLP":
+            target = model_class(config["class"], source)
+            if not issubclass(target, cls):
+                raise CheckpointError(f"{source} holds a {config['class']}, not a {cls.__name__}")
+            return target.from_checkpoint(header, arrays, backend, source)
         try:
             model = cls(config["sizes"], activation=config["activation"], init=("identity", {}),
                         bias_init=config["bias_init"], seed=config["seed"], backend=backend,
@@ -550,7 +561,7 @@ class MLP:
         if not isinstance(config, dict):
             raise CheckpointError(f"{str(path)!r} does not hold a model")
         mine = self.config()
-        for key in ("sizes", "activation"):
+        for key in ("class", "sizes", "activation"):
             if config.get(key) != mine[key]:
                 raise CheckpointError(f"{str(path)!r} holds a model with {key} {config.get(key)!r}, "
                                       f"this model has {mine[key]!r}")
@@ -570,3 +581,24 @@ class MLP:
     def __repr__(self) -> str:
         return (f"MLP(sizes={self.sizes}, activation={self.activation.name!r}, "
                 f"backend={self.backend.name!r}, dtype={self.dtype!r}, n_params={self.n_params})")
+
+
+#: The model classes a checkpoint's config ``"class"`` may name, as ``"module:attribute"``; imported on
+#: first use, so loading a checkpoint never depends on which tinyid modules the caller imported.
+MODEL_CLASSES: dict[str, str] = {
+    "MLP": "tinyid.layers:MLP",
+    "ClassChannelMLP": "tinyid.class_channel:ClassChannelMLP",
+}
+
+
+def model_class(name: str, source: str = "checkpoint") -> type:
+    """The model class registered under ``name`` in :data:`MODEL_CLASSES`.
+
+    Raises :class:`~tinyid.checkpoint.CheckpointError` naming ``source`` when ``name`` is unknown.
+    """
+    location = MODEL_CLASSES.get(name)
+    if location is None:
+        raise CheckpointError(f"{source} holds a model of class {name!r}, which tinyid does not know; "
+                              f"known classes: {', '.join(MODEL_CLASSES)}")
+    module_name, attribute = location.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
