@@ -238,8 +238,6 @@ class Trainer:
             When a minibatch loss is NaN or infinite; names the step and the first layer with
             non-finite values. The checkpoint at ``checkpoint_path`` keeps the last finite state.
         """
-        from tqdm.auto import tqdm
-
         x, y = _check_xy(x, y, self.model, "training data")
         if validation is not None:
             try:
@@ -254,6 +252,10 @@ class Trainer:
                 raise TypeError(f"callbacks must be tinyid.train.Callback instances, got {type(cb).__name__}")
         if progress is None:
             progress = sys.stderr.isatty()
+        if progress:  # tqdm.auto picks the notebook widget, and warns in a notebook without ipywidgets
+            from tqdm.auto import tqdm
+        else:  # a disabled plain bar: no widget lookup, no warning
+            from tqdm import tqdm
         backend = self.model.backend
         n = x.shape[0]
         n_batches = math.ceil(n / self.batch_size)
