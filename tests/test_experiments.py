@@ -112,3 +112,24 @@ def test_isometry_quick(tmp_path, capsys):
     assert "hard_tanh: largest |alpha - theory|" in out
     status, _, err = run_cli(["run", "isometry", "--quick", "--depth", "0", "--out", str(tmp_path)], capsys)
     assert status == 2 and "--depth must be a positive integer" in err
+
+
+def test_identity_quick(tmp_path, capsys):
+    status, out, err = run_cli(["run", "identity", "--quick", "--data", "shapeset", "--depth", "5", "--no-progress",
+                                "--out", str(tmp_path)], capsys)
+    assert status == 0, err
+    results = json.loads((tmp_path / "identity.json").read_text())
+    for name in ("layer_accuracy", "identity_distance", "contribution_maps", "class_contributions",
+                 "jacobian_spectrum", "curves", "loss"):
+        assert (tmp_path / f"{name}.png").exists(), name
+    assert results["data"] == "shapeset" and results["config"]["depth"] == 5
+    assert len(results["layer_accuracy"]) == 5 and all(0.0 <= a <= 1.0 for a in results["layer_accuracy"])
+    distance = np.asarray(results["identity_distance"])
+    assert distance.shape == (5,) and np.all(distance > 0) and np.all(distance < 0.5)
+    jac = results["jacobian"]
+    # at init J is diagonal with entries sigma^L = 1 or 0: the measured fraction of units that never saturate is
+    # exactly the fraction of scaled inputs inside (-1, 1), which is what the data-based prediction counts
+    assert set(np.round(np.ravel(jac["singular_values_init"]), 12)) <= {0.0, 1.0}
+    assert jac["alpha_features_init_measured"] == pytest.approx(jac["alpha_predicted_from_data"], abs=1e-12)
+    assert set(results["contrasts"]) == {"Xavier", "He", "orthogonal"}
+    assert "mean relative identity distance" in out

@@ -18,6 +18,7 @@ EXPERIMENTS = {
     "glorot": "tinyid.experiments.glorot",
     "he": "tinyid.experiments.he",
     "isometry": "tinyid.experiments.isometry",
+    "identity": "tinyid.experiments.identity",
 }
 
 
