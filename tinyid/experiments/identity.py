@@ -20,7 +20,7 @@ MLP from Xavier, He and orthogonal init for contrast. Written to ``--out``:
 ``identity.json``
     every number above.
 
-Full mode: depth 100, plain SGD (lr 0.01, batch 128), 5 epochs for the identity net and 2 for each
+Full mode: depth 100, plain SGD (lr 0.01, batch 128), 5 epochs for the identity net and 1 for each
 contrast, inputs standardized and scaled to mean square ``q0 = 0.1``. ``--quick``: depth 12, 2,000
 training images, 2 epochs each.
 """
@@ -72,7 +72,7 @@ def config_for(quick: bool, epochs: "int | None" = None) -> Config:
         cfg = Config(depth=12, n_train=2000, n_test=500, epochs=2, contrast_epochs=2, batch_size=64, lr=0.01,
                      sigma=1.0, q0=0.1, n_jacobian=2)
     else:
-        cfg = Config(depth=100, n_train=None, n_test=None, epochs=5, contrast_epochs=2, batch_size=128, lr=0.01,
+        cfg = Config(depth=100, n_train=None, n_test=None, epochs=5, contrast_epochs=1, batch_size=128, lr=0.01,
                      sigma=1.0, q0=0.1, n_jacobian=3)
     if epochs is not None:
         cfg.epochs = cfg.contrast_epochs = epochs
