@@ -7,8 +7,8 @@ import pytest
 
 from tinyid import MLP, SGD, History, Trainer, activations
 from tinyid.backend import to_numpy
-from tinyid.probes import (HISTOGRAM_QUANTITIES, LAYER_QUANTITIES, SATURATION_FRACTION, Probe, _histogram,
-                           histograms, layer_statistics, max_slope, probe_series)
+from tinyid.probes import (HISTOGRAM_QUANTITIES, LAYER_QUANTITIES, SATURATION_FRACTION, ActivationRecorder, Probe,
+                           _histogram, histograms, layer_statistics, max_slope, probe_series)
 
 
 def blobs(n=40, n_features=6, n_classes=3, seed=0):
@@ -411,3 +411,62 @@ def test_reading_records_rejects_bad_requests():
         histograms(without, "act")
     with pytest.raises(ValueError, match="index"):
         histograms(with_labels, "act", index=5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# ActivationRecorder
+# ---------------------------------------------------------------------------------------------------
+
+
+def _recorder_setup(backend="numpy", seed=0):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(40, 6)), rng.integers(0, 3, size=40)
+    model = MLP([6, 7, 5, 3], activation="tanh", seed=seed, backend=backend, dtype="float64")
+    return x, y, model, Trainer(model, SGD(model.params, lr=0.1), seed=seed, batch_size=8)
+
+
+def test_recorder_snapshots_at_fractions_match_layer_outputs():
+    from tinyid.train import Callback
+
+    x, y, model, trainer = _recorder_setup()
+    probe_x = x[:9]
+    expected = {}
+
+    class Spy(Callback):  # what the layers output after every step, computed independently
+        def on_train_begin(self, trainer):
+            expected[trainer.step] = [np.array(a) for a in trainer.model.layer_outputs(probe_x)]
+
+        def on_step_end(self, trainer, loss):
+            expected[trainer.step] = [np.array(a) for a in trainer.model.layer_outputs(probe_x)]
+
+    recorder = ActivationRecorder(probe_x)
+    trainer.fit(x, y, epochs=4, callbacks=[Spy(), recorder])  # 5 steps per epoch: 20 steps
+    assert recorder.steps == {0.0: 0, 0.35: 7, 0.75: 15, 1.0: 20}
+    for f, step in recorder.steps.items():
+        snapshot = recorder.activations[f]
+        assert [a.shape for a in snapshot] == [(9, 7), (9, 5), (9, 3)]
+        assert all(a.dtype == np.float32 for a in snapshot)
+        for got, want in zip(snapshot, expected[step]):
+            np.testing.assert_array_equal(got, want.astype(np.float32))
+    assert trainer.planned_steps is None
+
+
+def test_recorder_counts_from_the_start_of_each_fit_call_and_leaves_training_unchanged(backend_name):
+    x, y, model, trainer = _recorder_setup(backend_name)
+    _, _, model2, trainer2 = _recorder_setup(backend_name)
+    trainer.fit(x, y, epochs=1)
+    trainer2.fit(x, y, epochs=1)
+    recorder = ActivationRecorder(x[:4], fractions=[0.5, 1.0], dtype="float64")
+    trainer.fit(x, y, epochs=2, callbacks=[recorder])
+    trainer2.fit(x, y, epochs=2)
+    assert recorder.steps == {0.5: 10, 1.0: 15}
+    assert recorder.activations[1.0][0].dtype == np.float64
+    for (w1, _), (w2, _) in zip(model.params, model2.params):
+        np.testing.assert_array_equal(to_numpy(w1), to_numpy(w2))
+
+
+@pytest.mark.parametrize("kwargs", [{"fractions": []}, {"fractions": [0.5, 1.5]}, {"fractions": ["a"]},
+                                    {"dtype": "int32"}])
+def test_recorder_errors(kwargs):
+    with pytest.raises(ValueError):
+        ActivationRecorder(np.zeros((3, 2)), **kwargs)

@@ -43,6 +43,7 @@ from tinyid.train import Callback, History
 __all__ = [
     "layer_statistics",
     "Probe",
+    "ActivationRecorder",
     "probe_series",
     "histograms",
     "max_slope",
@@ -551,6 +552,74 @@ class Probe(Callback):
         entry.update({name: _jsonable(value) for name, value in stats.items()})
         records.append(entry)
         return entry
+
+
+class ActivationRecorder(Callback):
+    r"""Keep every layer's activations on a fixed probe set at chosen fractions of a training run.
+
+    The raw material of representation similarity (:mod:`tinyid.similarity`): the outputs
+    :math:`y^l` of every layer on the same examples at, by default, 0, 35, 75 and 100% of training,
+    as in Raghu et al.'s (2017) "freeze training" heatmaps. Only those snapshots are kept, on the host
+    in float32 (or ``dtype``), never the whole trajectory: memory is
+    ``len(fractions) * n_examples * sum(widths) * 4`` bytes.
+
+    A fraction :math:`f` of a ``fit`` call of :math:`T` steps that starts at step :math:`s_0` is recorded
+    after step :math:`s_0 + \mathrm{round}(f T)` (fraction 0 before the first step). Recording runs the
+    layers into fresh arrays (:meth:`~tinyid.layers.MLP.layer_outputs`), never the model's step buffers.
+
+    Parameters
+    ----------
+    x : (n_examples, n_in) array
+        The probe set (copied).
+    fractions : sequence of float in [0, 1]
+        When to record, as fractions of the ``fit`` call's planned steps.
+    dtype : {"float32", "float64"}
+
+    Attributes
+    ----------
+    activations : dict of float -> list of (n_examples, n_l) numpy arrays
+        ``activations[f][l]`` is layer ``l + 1``'s output at fraction ``f`` (the last layer's is the logits).
+    steps : dict of float -> int
+        The global step each snapshot was taken after.
+    """
+
+    def __init__(self, x, fractions=(0.0, 0.35, 0.75, 1.0), dtype: str = "float32"):
+        x, _ = _host_batch(x, None)
+        self.x = np.array(x)
+        try:
+            fractions = sorted({float(f) for f in fractions})
+        except (TypeError, ValueError):
+            raise ValueError(f"fractions must be numbers in [0, 1], got {fractions!r}") from None
+        if not fractions or not all(0.0 <= f <= 1.0 for f in fractions):
+            raise ValueError(f"fractions must be a non-empty sequence of numbers in [0, 1], got {fractions!r}")
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.fractions = tuple(fractions)
+        self.dtype = np.dtype(dtype)
+        self.activations: dict = {}
+        self.steps: dict = {}
+        self._due: dict = {}
+
+    def on_train_begin(self, trainer) -> None:
+        if trainer.planned_steps is None:
+            raise RuntimeError("ActivationRecorder needs Trainer.fit's planned steps: pass it to fit(callbacks=...)")
+        first, last = trainer.planned_steps
+        self._due = {}
+        for f in self.fractions:
+            self._due.setdefault(first + int(round(f * (last - first))), []).append(f)
+        self._record_due(trainer)
+
+    def on_step_end(self, trainer, loss: float) -> None:
+        self._record_due(trainer)
+
+    def _record_due(self, trainer) -> None:
+        due = self._due.pop(trainer.step, None)
+        if not due:
+            return
+        outputs = [to_numpy(y).astype(self.dtype, copy=False) for y in trainer.model.layer_outputs(self.x)]
+        for f in due:
+            self.activations[f] = outputs
+            self.steps[f] = int(trainer.step)
 
 
 # ---------------------------------------------------------------------------------------------- reading

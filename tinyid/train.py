@@ -193,6 +193,9 @@ class Trainer:
     rng : numpy.random.Generator
     last_checkpoint : str or None
         The file the latest :meth:`save` wrote.
+    planned_steps : (int, int) or None
+        ``(first, last)`` global step of the :meth:`fit` call in progress (``first`` is the step count at its
+        start), so callbacks can act at fractions of the run; None outside :meth:`fit`.
     """
 
     def __init__(self, model: MLP, optimizer: "_optim.Optimizer", seed: int = 0, batch_size: int = 64):
@@ -208,6 +211,7 @@ class Trainer:
         self.epoch = 0
         self.history = History()
         self.last_checkpoint: "str | None" = None
+        self.planned_steps: "tuple[int, int] | None" = None
 
     def fit(self, x, y, epochs: int = 1, *, validation=None, callbacks: Sequence[Callback] = (),
             progress: "bool | None" = None, checkpoint_path=None) -> History:
@@ -259,6 +263,7 @@ class Trainer:
         backend = self.model.backend
         n = x.shape[0]
         n_batches = math.ceil(n / self.batch_size)
+        self.planned_steps = (self.step, self.step + int(epochs) * n_batches)
         for cb in callbacks:
             cb.on_train_begin(self)
         for _ in range(int(epochs)):
@@ -304,6 +309,7 @@ class Trainer:
                 self.save(checkpoint_path)
         for cb in callbacks:
             cb.on_train_end(self)
+        self.planned_steps = None
         return self.history
 
     # ------------------------------------------------------------------ checkpoints
