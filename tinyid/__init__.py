@@ -10,9 +10,12 @@ The pieces, each a module a learner can read in one sitting:
 - :mod:`tinyid.data` — Shapeset-3x2 (generated), (Fashion-)MNIST and CIFAR-10 readers;
 - :mod:`tinyid.theory` — the variance-propagation and mean-field predictions, in closed form;
 - :mod:`tinyid.probes` — the same quantities measured per layer on real networks while they train;
-- :mod:`tinyid.jacobian` — the input-output Jacobian by hand: products, singular values, randomized spectra.
+- :mod:`tinyid.jacobian` — the input-output Jacobian by hand: products, singular values, randomized spectra;
+- :mod:`tinyid.similarity` — CCA, SVCCA, PWCCA and CKA to compare layers, networks and training times;
+- :mod:`tinyid.class_channel` — the identity-initialized class-channel MLP (layer-wise interpretation).
 """
-from tinyid import activations, init, jacobian, losses, optim, probes, theory
+from tinyid import activations, class_channel, init, jacobian, losses, optim, probes, similarity, theory
+from tinyid.class_channel import ClassChannelMLP
 from tinyid.backend import BackendUnavailableError, get_backend, to_numpy, use
 from tinyid.checkpoint import CheckpointError
 from tinyid.layers import MLP, Dense
@@ -23,7 +26,8 @@ from tinyid.train import Callback, History, NonFiniteLossError, Trainer, evaluat
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations", "init", "jacobian", "losses", "optim", "probes", "theory",
+    "activations", "class_channel", "init", "jacobian", "losses", "optim", "probes", "similarity", "theory",
+    "ClassChannelMLP",
     "BackendUnavailableError", "get_backend", "to_numpy", "use",
     "CheckpointError", "MLP", "Dense", "SGD", "Adam", "Probe",
     "Callback", "History", "NonFiniteLossError", "Trainer", "evaluate", "fit",
