@@ -725,3 +725,18 @@ def test_cupy_matches_numpy():
             np.testing.assert_allclose(matrix, similarity_matrix(host, metric=metric), atol=1e-6)
     with pytest.raises(TypeError, match="same device"):
         linear_cka(cupy.asarray(X), Y)
+
+
+def test_neuron_correlations_against_numpy_corrcoef():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(50, 4))
+    Y = np.column_stack([X[:, 2] * -3.0 + 1.0, rng.normal(size=50), rng.normal(size=50)])
+    r = similarity.neuron_correlations(X, Y)
+    full = np.abs(np.corrcoef(X.T, Y.T)[:4, 4:])
+    np.testing.assert_allclose(r, full.max(axis=1), rtol=1e-12)
+    assert r[2] == pytest.approx(1.0)  # an affine copy of neuron 2 sits in Y
+    # a constant neuron gets 0, not NaN
+    X[:, 0] = 7.0
+    assert similarity.neuron_correlations(X, Y)[0] == 0.0
+    with pytest.raises(ValueError):
+        similarity.neuron_correlations(X, Y[:10])

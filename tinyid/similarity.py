@@ -49,6 +49,7 @@ __all__ = [
     "linear_cka",
     "rbf_cka",
     "similarity_matrix",
+    "neuron_correlations",
     "SimilarityWarning",
     "METRICS",
     "VARIANCE_RULES",
@@ -1077,3 +1078,34 @@ def _kernel_similarity_matrix(layers_a: list, layers_b: list, same: bool, metric
     scale_a = np.sqrt(np.where(undefined_a, np.nan, hsic_a))
     scale_b = np.sqrt(np.where(undefined_b, np.nan, hsic_b))
     return hsic / (scale_a[:, None] * scale_b[None, :])
+
+
+def neuron_correlations(X: Any, Y: Any) -> np.ndarray:
+    r"""For every neuron of X, its largest absolute correlation with any single neuron of Y.
+
+    The naive way to compare two layers neuron by neuron, the baseline SVCCA improves on (Raghu et al.
+    2017 compare the raw top neurons of two networks with their SVCCA-aligned directions): with
+    :math:`x_j`, :math:`y_k` the centred response vectors of neuron :math:`j` of X and :math:`k` of Y,
+
+    .. math:: r_j = \max_k \frac{|\langle x_j, y_k\rangle|}{\|x_j\|\,\|y_k\|} .
+
+    Neurons that never vary get 0.
+
+    Parameters
+    ----------
+    X : (n_datapoints, n_neurons_x) array
+    Y : (n_datapoints, n_neurons_y) array
+
+    Returns
+    -------
+    (n_neurons_x,) float64 numpy.ndarray
+        In [0, 1]; not symmetric in X and Y.
+    """
+    X, Y, xp = _pair(X, Y)
+    xc = X.astype(xp.float64) - X.mean(axis=0, dtype=xp.float64)
+    yc = Y.astype(xp.float64) - Y.mean(axis=0, dtype=xp.float64)
+    nx, ny = xp.sqrt((xc * xc).sum(axis=0)), xp.sqrt((yc * yc).sum(axis=0))
+    corr = xp.abs(xc.T @ yc)
+    scale = nx[:, None] * ny[None, :]
+    corr = xp.where(scale > 0, corr / xp.where(scale > 0, scale, 1.0), 0.0)
+    return np.clip(to_numpy(corr.max(axis=1)), 0.0, 1.0)
