@@ -133,3 +133,27 @@ def test_identity_quick(tmp_path, capsys):
     assert jac["alpha_features_init_measured"] == pytest.approx(jac["alpha_predicted_from_data"], abs=1e-12)
     assert set(results["contrasts"]) == {"Xavier", "He", "orthogonal"}
     assert "mean relative identity distance" in out
+
+
+def test_svcca_quick(tmp_path, capsys):
+    status, out, err = run_cli(["run", "svcca", "--quick", "--no-progress", "--out", str(tmp_path)], capsys)
+    assert status == 0, err
+    for name in ("training", "two_networks", "identity_vs_xavier"):
+        assert (tmp_path / f"{name}.png").exists(), name
+    results = json.loads((tmp_path / "svcca.json").read_text())
+    hidden = len(results["config"]["hidden"])
+    steps = [results["recorded_steps"][str(f)] for f in results["fractions"]]
+    assert steps[0] == 0 and steps == sorted(steps) and len(set(steps)) == 4
+    for f, mats in results["over_training"].items():
+        for metric, m in mats.items():
+            m = np.asarray(m)
+            assert m.shape == (hidden, hidden) and np.all(m >= -1e-9) and np.all(m <= 1 + 1e-9)
+    # the final network against itself: every layer matches its own final state exactly
+    np.testing.assert_allclose(results["over_training_diagonal"]["linear_cka"]["1.0"], 1.0, atol=1e-6)
+    np.testing.assert_allclose(results["over_training_diagonal"]["svcca"]["1.0"], 1.0, atol=1e-6)
+    two = results["two_networks"]
+    assert all(len(two[k]) == hidden for k in ("raw_neurons", "svcca", "linear_cka"))
+    deep = results["identity_vs_xavier"]
+    assert set(deep) == {"identity", "Xavier"}
+    assert all(len(r["to_input"]) == results["config"]["deep_depth"] - 1 for r in deep.values())
+    assert "35% of training" in out

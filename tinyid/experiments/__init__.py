@@ -19,6 +19,7 @@ EXPERIMENTS = {
     "he": "tinyid.experiments.he",
     "isometry": "tinyid.experiments.isometry",
     "identity": "tinyid.experiments.identity",
+    "svcca": "tinyid.experiments.svcca",
 }
 
 
