@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tinyid import MLP, SGD, Adam, Callback, NonFiniteLossError, Trainer, evaluate, fit
+from tinyid import MLP, SGD, Adam, Callback, NonFiniteLossError, Trainer, evaluate, fit, optim, to_numpy
 from tinyid.checkpoint import load_npz
 
 
@@ -183,3 +183,78 @@ def test_training_on_cupy_matches_numpy_in_float64():
         models.append(model)
     for p, q in zip(params_of(models[0]), [to_numpy(a) for g in models[1].params for a in g]):
         np.testing.assert_allclose(q, p, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------
+# freezing layers
+# ---------------------------------------------------------------------------------------------------
+
+
+def _frozen_pair(backend, model_kind):
+    from tinyid.class_channel import ClassChannelMLP
+
+    if model_kind == "mlp":
+        make = lambda: MLP([4, 5, 6, 7, 3], activation="tanh", seed=3, backend=backend, dtype="float64")  # noqa: E731
+    else:
+        make = lambda: ClassChannelMLP(4, 3, 4, sigma=0.9, activation="tanh", seed=3, backend=backend,  # noqa: E731
+                                       dtype="float64", loss_layers="all")
+    return make(), make()
+
+
+@pytest.mark.parametrize("model_kind", ["mlp", "class_channel"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_frozen_layers_keep_their_weights_and_the_rest_trains_as_usual(backend_name, model_kind, optimizer):
+    frozen, free = _frozen_pair(backend_name, model_kind)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 4)), rng.integers(0, 3, size=6)
+    before = [[to_numpy(p).copy() for p in layer] for layer in frozen.params]
+    frozen.frozen_layers = 2
+    opt_frozen = optim.get(optimizer, frozen.params, lr=0.1)
+    opt_free = optim.get(optimizer, free.params, lr=0.1)
+    frozen.train_step(x, y, opt_frozen)
+    free.train_step(x, y, opt_free)
+    for i, (a, b) in enumerate(zip(frozen.params, free.params)):
+        for p_frozen, p_free, p_before in zip(a, b, before[i]):
+            if i < 2:
+                np.testing.assert_array_equal(to_numpy(p_frozen), p_before)
+            else:  # one step: the upper layers' gradients do not depend on the lower layers' update
+                np.testing.assert_allclose(to_numpy(p_frozen), to_numpy(p_free), rtol=1e-12, atol=1e-14)
+
+
+def test_frozen_layers_validation():
+    model = MLP([4, 5, 3], seed=0)
+    with pytest.raises(ValueError, match="frozen_layers"):
+        model.frozen_layers = 2
+    with pytest.raises(ValueError, match="frozen_layers"):
+        model.frozen_layers = -1
+    model.frozen_layers = 1
+    assert model.frozen_layers == 1
+
+
+def test_freeze_training_freezes_bottom_up_and_counts_the_saved_work():
+    from tinyid.train import FreezeTraining
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 4)), rng.integers(0, 3, size=40)
+    model = MLP([4, 5, 6, 3], activation="tanh", seed=0, dtype="float64")
+    freeze = FreezeTraining(x[:20], threshold=1e-9)  # everything that can freeze does, after epoch 1
+    history = fit(model, x, y, epochs=2, batch_size=10, lr=0.1, callbacks=[freeze])
+    records = history.records["freeze"]
+    assert [r["frozen_layers"] for r in records] == [2, 2]  # never the top layer
+    assert len(records[0]["similarity"]) == 3
+    # epoch 1 saves nothing; in epoch 2 layers 0 and 1 skip both products and layer 2 its input gradient:
+    # saved 2*(20 + 30) - 20 + 18 = 98 of 2*(20 + 30 + 18) - 20 = 116 per step, over half of the steps
+    assert freeze.backward_flops_saved == pytest.approx(98 / 232, rel=1e-12)
+
+    model2 = MLP([4, 5, 6, 3], activation="tanh", seed=0, dtype="float64")
+    strict = FreezeTraining(x[:20], threshold=1.0)
+    fit(model2, x, y, epochs=2, batch_size=10, lr=0.1, callbacks=[strict])
+    assert model2.frozen_layers == 0 and strict.backward_flops_saved == 0.0
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": 0.0}, {"threshold": 1.5}, {"metric": "cca"}])
+def test_freeze_training_errors(kwargs):
+    from tinyid.train import FreezeTraining
+
+    with pytest.raises(ValueError):
+        FreezeTraining(np.zeros((5, 3)), **kwargs)

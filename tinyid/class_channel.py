@@ -389,7 +389,8 @@ class ClassChannelMLP(MLP):
         """
         return super().backward(dlogits, caches, return_input_grad)
 
-    def _backward_layers(self, dlogits, caches, return_input_grad: bool, sgd_lr: "float | None" = None):
+    def _backward_layers(self, dlogits, caches, return_input_grad: bool, sgd_lr: "float | None" = None,
+                         stop: int = 0):
         """Yield ``(i, [dW_i, db_i], d)`` from the top layer down (see :meth:`MLP._backward_layers`).
 
         ``d`` is :math:`\\partial C/\\partial u^i`, with the class-score gradient of :math:`z^i` added, and for
@@ -405,12 +406,12 @@ class ClassChannelMLP(MLP):
         d = self._workspace.get("dtop", n_layers, (n_batch, self.width))
         d[:, :n_features] = 0
         d[:, n_features:] = dlogits[n_layers - 1] if per_layer else dlogits
-        for i in range(n_layers - 1, -1, -1):
+        for i in range(n_layers - 1, stop - 1, -1):
             d, grads = self.layers[i].backward(d, caches[i], self._workspace, i,
-                                               need_input_grad=i > 0 or return_input_grad, sgd_lr=sgd_lr)
+                                               need_input_grad=i > stop or return_input_grad, sgd_lr=sgd_lr)
             if not self.bias:
                 grads[1][...] = 0
-            if i > 0 and per_layer:
+            if i > stop and per_layer:
                 d[:, n_features:] += dlogits[i - 1]
             elif i == 0 and d is not None:
                 d = d[:, :n_features] * self.input_scale

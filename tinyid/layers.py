@@ -336,16 +336,36 @@ class MLP:
             grads[i] = layer_grads
         return (grads, dx) if return_input_grad else grads
 
-    def _backward_layers(self, dlogits, caches, return_input_grad: bool, sgd_lr: "float | None" = None):
+    def _backward_layers(self, dlogits, caches, return_input_grad: bool, sgd_lr: "float | None" = None,
+                         stop: int = 0):
         """Back-propagate from the top, yielding ``(i, [dW_i, db_i], dC/dz_i)`` as soon as layer ``i`` is done.
 
         With ``sgd_lr``, weights may be updated inside the backward pass (see :meth:`Dense.backward`).
+        Layers below ``stop`` are skipped, and layer ``stop`` computes no input gradient (frozen layers).
         """
         d = dlogits
-        for i in range(len(self.layers) - 1, -1, -1):
+        for i in range(len(self.layers) - 1, stop - 1, -1):
             d, grads = self.layers[i].backward(d, caches[i], self._workspace, i,
-                                               need_input_grad=i > 0 or return_input_grad, sgd_lr=sgd_lr)
+                                               need_input_grad=i > stop or return_input_grad, sgd_lr=sgd_lr)
             yield i, grads, d
+
+    @property
+    def frozen_layers(self) -> int:
+        """How many of the lowest layers :meth:`train_step` leaves unchanged (0: train all; "freeze training").
+
+        Frozen layers get no gradient at all: the backward pass of a training step stops above them, which
+        is the compute freezing saves. :meth:`backward` and :meth:`loss_and_grads` still return every
+        gradient. The top layer always trains. Not saved in checkpoints.
+        """
+        return getattr(self, "_frozen_layers", 0)
+
+    @frozen_layers.setter
+    def frozen_layers(self, k: int) -> None:
+        n = len(self.layers)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
+            raise ValueError(f"frozen_layers must be an integer in [0, {n - 1}] (the top layer always trains), "
+                             f"got {k!r}")
+        self._frozen_layers = int(k)
 
     def _forward_and_loss(self, x, y):
         """Forward pass, loss and ``dC/dlogits``: ``(loss, logits, dlogits, caches)``."""
@@ -415,7 +435,8 @@ class MLP:
         # an update pass) where the kernel set offers it.
         plain_sgd = getattr(optimizer, "is_plain_sgd", False)
         for i, (dW, db), _ in self._backward_layers(dlogits, caches, return_input_grad=False,
-                                                    sgd_lr=optimizer.lr if plain_sgd else None):
+                                                    sgd_lr=optimizer.lr if plain_sgd else None,
+                                                    stop=self.frozen_layers):
             if dW is not None:
                 optimizer.update_param(2 * i, dW)
             optimizer.update_param(2 * i + 1, db)

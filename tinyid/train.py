@@ -28,7 +28,8 @@ from tinyid.checkpoint import CheckpointError, load_npz, save_npz
 from tinyid.layers import MLP
 from tinyid.losses import softmax_cross_entropy
 
-__all__ = ["Trainer", "History", "Callback", "EpochLogger", "NonFiniteLossError", "fit", "evaluate", "format_epoch"]
+__all__ = ["Trainer", "History", "Callback", "EpochLogger", "FreezeTraining", "NonFiniteLossError", "fit", "evaluate",
+           "format_epoch"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -125,6 +126,84 @@ class EpochLogger(Callback):
 
     def on_epoch_end(self, trainer: "Trainer", record: dict) -> None:
         print(format_epoch(record), file=self.stream or sys.stdout, flush=True)
+
+
+class FreezeTraining(Callback):
+    r"""Freeze training (Raghu et al. 2017): stop updating the lowest layers once their representation settles.
+
+    After every epoch, each layer's outputs on the fixed examples ``x`` are compared with the same layer's
+    outputs one epoch earlier (linear CKA, :func:`tinyid.similarity.linear_cka`, or ``metric="svcca"``).
+    Going up from the lowest layer not yet frozen, each layer whose similarity reaches ``threshold`` is
+    frozen, until the first that does not: lowest layers first, never the top layer. Frozen layers are
+    skipped by the backward pass of every later step (:attr:`tinyid.layers.MLP.frozen_layers`), which is
+    the compute this saves.
+
+    Each epoch appends ``{"epoch", "similarity": [per layer], "frozen_layers"}`` to
+    ``trainer.history.records["freeze"]``; :attr:`backward_flops_saved` is the fraction of the backward
+    pass's matrix-product work (weight gradients :math:`z^\top \delta`, input gradients :math:`\delta W^\top`)
+    skipped so far.
+
+    Parameters
+    ----------
+    x : (n_examples, n_in) array
+        Fixed examples the representations are compared on (e.g. 500 test images).
+    threshold : float in (0, 1]
+    metric : {"linear_cka", "svcca"}
+    """
+
+    def __init__(self, x, threshold: float = 0.99, metric: str = "linear_cka"):
+        from tinyid.backend import to_numpy
+
+        self.x = np.array(to_numpy(x))
+        if self.x.ndim != 2 or self.x.shape[0] < 2:
+            raise ValueError(f"x must be a 2-D (n_examples, n_in) array with at least 2 examples, "
+                             f"got shape {self.x.shape}")
+        threshold = float(threshold)
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+        if metric not in ("linear_cka", "svcca"):
+            raise ValueError(f"metric must be 'linear_cka' or 'svcca', got {metric!r}")
+        self.threshold, self.metric = threshold, metric
+        self._previous = None
+        self._flops_saved = 0.0
+        self._flops_total = 0.0
+
+    @property
+    def backward_flops_saved(self) -> float:
+        """Fraction of the backward matrix-product work skipped by freezing, over the steps seen so far."""
+        return self._flops_saved / self._flops_total if self._flops_total else 0.0
+
+    def _outputs(self, model):
+        from tinyid.backend import to_numpy
+
+        return [to_numpy(y).astype(np.float64) for y in model.layer_outputs(self.x)]
+
+    def on_train_begin(self, trainer) -> None:
+        self._previous = self._outputs(trainer.model)
+
+    def on_step_end(self, trainer, loss: float) -> None:
+        layers, k = trainer.model.layers, trainer.model.frozen_layers
+        per_layer = [layer.n_in * layer.n_out for layer in layers]
+        # weight gradients of every layer, input gradients of every layer but the first
+        self._flops_total += 2.0 * sum(per_layer) - per_layer[0]
+        if k:  # frozen layers skip both products (layer 0 has no input gradient); layer k skips its input gradient
+            self._flops_saved += 2.0 * sum(per_layer[:k]) - per_layer[0] + per_layer[k]
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        from tinyid import similarity
+
+        model = trainer.model
+        current = self._outputs(model)
+        measure = similarity.linear_cka if self.metric == "linear_cka" else (lambda a, b: similarity.svcca(a, b).mean)
+        scores = [float(measure(a, b)) for a, b in zip(self._previous, current)]
+        k = model.frozen_layers
+        while k < len(model.layers) - 1 and scores[k] >= self.threshold:
+            k += 1
+        model.frozen_layers = k
+        trainer.history.records.setdefault("freeze", []).append(
+            {"epoch": trainer.epoch, "similarity": scores, "frozen_layers": k,
+             "backward_flops_saved": self.backward_flops_saved})
+        self._previous = current
 
 
 def _batches(n: int, batch_size: int) -> Iterable[slice]:
