@@ -157,3 +157,8 @@ def test_svcca_quick(tmp_path, capsys):
     assert set(deep) == {"identity", "Xavier"}
     assert all(len(r["to_input"]) == results["config"]["deep_depth"] - 1 for r in deep.values())
     assert "35% of training" in out
+    freezing = results["freeze_training"]
+    assert 0.0 <= freezing["backward_flops_saved"] < 1.0
+    assert len(freezing["per_epoch"]) == 2 and all("similarity" in r for r in freezing["per_epoch"])
+    assert "backward products saved" in out
+
