@@ -15,7 +15,7 @@ activations on 500 fixed test images (``--quick``: 200), recorded by :class:`tin
     same layer at initialization.
 
 (d) freeze training (:class:`tinyid.train.FreezeTraining`): network (a) again, its lowest layers frozen once
-    their linear CKA with the previous epoch reaches 0.99; ``svcca.json`` reports the share of the backward
+    their linear CKA with the previous epoch reaches 0.95; ``svcca.json`` reports the share of the backward
     pass's matrix products saved and the test accuracy against the unfrozen run.
 
 Writes those figures and ``svcca.json``.
@@ -58,7 +58,7 @@ class Config:
     batch_size: int
     lr: float
     deep_depth: int
-    freeze_threshold: float = 0.99
+    freeze_threshold: float = 0.95
 
 
 def config_for(quick: bool, epochs: "int | None" = None) -> Config:
