@@ -133,6 +133,8 @@ def test_identity_quick(tmp_path, capsys):
     assert jac["alpha_features_init_measured"] == pytest.approx(jac["alpha_predicted_from_data"], abs=1e-12)
     assert set(results["contrasts"]) == {"Xavier", "He", "orthogonal"}
     assert "mean relative identity distance" in out
+    status, _, err = run_cli(["run", "identity", "--quick", "--q0", "0", "--out", str(tmp_path)], capsys)
+    assert status == 2 and "--q0 must be positive" in err
 
 
 def test_svcca_quick(tmp_path, capsys):

@@ -80,12 +80,15 @@ def config_for(quick: bool, epochs: "int | None" = None) -> Config:
 
 
 def add_arguments(parser) -> None:
-    """``--data`` (auto: Fashion-MNIST when installed, else Shapeset), ``--depth``, ``--no-contrasts``."""
+    """``--data`` (auto: Fashion-MNIST when installed, else Shapeset), ``--depth``, ``--no-contrasts``, ``--q0``,
+    ``--lr``."""
     parser.add_argument("--data", default="auto", help="fashion-mnist, shapeset, or auto (default: Fashion-MNIST "
                                                        "when installed, else the embedded Shapeset-3x2)")
     parser.add_argument("--depth", type=int, default=None, help="number of layers (default 100; --quick: 12)")
     parser.add_argument("--no-contrasts", dest="contrasts", action="store_false",
                         help="skip the Xavier/He/orthogonal networks")
+    parser.add_argument("--q0", type=float, default=None, help="mean square of the scaled input (default 0.1)")
+    parser.add_argument("--lr", type=float, default=None, help="SGD learning rate (default 0.01)")
 
 
 def _data_name(requested: str) -> str:
@@ -101,6 +104,12 @@ def run(args) -> dict:
         if args.depth < 1:
             raise ValueError(f"--depth must be a positive integer, got {args.depth}")
         cfg.depth = args.depth
+    for name in ("q0", "lr"):
+        value = getattr(args, name, None)
+        if value is not None:
+            if not value > 0:
+                raise ValueError(f"--{name} must be positive, got {value}")
+            setattr(cfg, name, float(value))
     data_name = _data_name(getattr(args, "data", "auto"))
     data = load_dataset(data_name, n_train=cfg.n_train, n_test=cfg.n_test, seed=args.seed, standardize=True)
     print(f"identity: {data.name}, {len(data.y_train):,} training images, depth {cfg.depth}", flush=True)
