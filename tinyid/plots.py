@@ -11,7 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["learning_curves", "save_figure", "layer_trajectories", "layer_histograms", "layer_profiles", "curves"]
+__all__ = ["learning_curves", "save_figure", "layer_trajectories", "layer_histograms", "layer_profiles", "curves",
+           "running_mean"]
 
 
 def learning_curves(history, title: str = "") -> Figure:
@@ -152,6 +153,18 @@ def layer_profiles(measured: dict, predicted: "dict | None" = None, ylabel: str 
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig
+
+
+def running_mean(values, window: int) -> tuple:
+    """``(steps, means)``: the mean of every ``window`` consecutive values, at the (1-based) step ending it.
+
+    Fewer values than ``window`` (or ``window < 2``) come back unsmoothed, at steps ``1..n``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < window or window < 2:
+        return np.arange(1, len(values) + 1), values
+    means = np.convolve(values, np.ones(window) / window, mode="valid")
+    return np.arange(window, len(values) + 1), means
 
 
 def curves(series: dict, xlabel: str, ylabel: str, title: str = "", log: bool = False, ylim=None) -> Figure:

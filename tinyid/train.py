@@ -180,10 +180,10 @@ class FreezeTraining(Callback):
 
     def on_train_begin(self, trainer) -> None:
         self._previous = self._outputs(trainer.model)
+        self._per_layer = [layer.n_in * layer.n_out for layer in trainer.model.layers]
 
     def on_step_end(self, trainer, loss: float) -> None:
-        layers, k = trainer.model.layers, trainer.model.frozen_layers
-        per_layer = [layer.n_in * layer.n_out for layer in layers]
+        per_layer, k = self._per_layer, trainer.model.frozen_layers
         # weight gradients of every layer, input gradients of every layer but the first
         self._flops_total += 2.0 * sum(per_layer) - per_layer[0]
         if k:  # frozen layers skip both products (layer 0 has no input gradient); layer k skips its input gradient

@@ -34,7 +34,7 @@ from tinyid import optim, theory
 from tinyid.data import load_dataset
 from tinyid.experiments.training import fit_or_diverge
 from tinyid.layers import MLP
-from tinyid.plots import curves, layer_profiles, save_figure
+from tinyid.plots import curves, layer_profiles, running_mean, save_figure
 from tinyid.probes import layer_statistics
 from tinyid.train import Trainer
 
@@ -142,19 +142,9 @@ def run(args) -> dict:
     return results
 
 
-def _smooth(values, window: int) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) < window or window < 2:
-        return values
-    return np.convolve(values, np.ones(window) / window, mode="valid")
-
-
 def _write_figures(out: Path, runs: dict, cfg: Config) -> None:
     window = max(1, cfg.n_train // cfg.batch_size // 10)
-    loss = {}
-    for label, r in runs.items():
-        smooth = _smooth(r["step_loss"], window)
-        loss[label] = (np.arange(len(smooth)) + len(r["step_loss"]) - len(smooth) + 1, smooth)
+    loss = {label: running_mean(r["step_loss"], window) for label, r in runs.items()}
     save_figure(curves(loss, "training step", f"training loss (running mean of {window} steps)",
                        "Deep ReLU MLPs: loss by initialization"), out / "loss.png")
     measured = {label: r["grad_var_at_init"] for label, r in runs.items()}

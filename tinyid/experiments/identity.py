@@ -31,7 +31,6 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -40,11 +39,11 @@ from tinyid import theory
 from tinyid.backend import to_numpy
 from tinyid.class_channel import ClassChannelMLP, input_scale_for
 from tinyid.data import dataset_status, load_dataset
-from tinyid.experiments.training import fit_or_diverge
+from tinyid.experiments.training import fit_or_diverge, scaled_inputs
 from tinyid.jacobian import singular_values
 from tinyid.layers import MLP
 from tinyid.optim import SGD
-from tinyid.plots import curves, save_figure
+from tinyid.plots import curves, running_mean, save_figure
 from tinyid.train import Trainer
 
 DESCRIPTION = ("100-layer identity-initialized class-channel MLP (Kubota et al. 2021, reconstructed): per-layer "
@@ -181,8 +180,7 @@ def _train_contrast(name: str, init, data, scale: float, cfg: Config, args) -> d
     sizes = [data.n_features, *[width] * (cfg.depth - 1), data.n_classes]
     model = MLP(sizes, activation="hard_tanh", init=init, seed=args.seed, backend=args.backend)
 
-    scaled = SimpleNamespace(x_train=data.x_train * np.float32(scale), y_train=data.y_train,  # as the identity
-                             x_test=data.x_test * np.float32(scale), y_test=data.y_test)   # net scales its input
+    scaled = scaled_inputs(data, scale)  # the input the identity net sees after its own scaling
     trainer = Trainer(model, SGD(model.params, lr=cfg.lr), seed=args.seed, batch_size=cfg.batch_size)
     started = time.perf_counter()
     diverged = fit_or_diverge(trainer, scaled, cfg.contrast_epochs, progress=args.progress, label=name)
@@ -280,12 +278,8 @@ def _write_figures(out: Path, model, data, results: dict, cfg: Config, features:
     save_figure(curves(acc_series, "epoch", "test accuracy", f"depth {depth}: identity init vs the others",
                        ylim=(0, 1)), out / "curves.png")
     window = 50
-    loss_series = {}
-    for name, r in [("identity (class channels)", results["identity"]),
-                    *((f"{k} (plain MLP)", v) for k, v in results["contrasts"].items())]:
-        loss = np.asarray(r["step_loss"], dtype=np.float64)
-        if len(loss) >= window:
-            loss = np.convolve(loss, np.ones(window) / window, mode="valid")
-        loss_series[name] = (np.arange(1, len(loss) + 1), loss)
+    loss_series = {name: running_mean(r["step_loss"], window)
+                   for name, r in [("identity (class channels)", results["identity"]),
+                                   *((f"{k} (plain MLP)", v) for k, v in results["contrasts"].items())]}
     save_figure(curves(loss_series, "training step", f"training loss (running mean of {window} steps)",
                        f"depth {depth}: training loss"), out / "loss.png")

@@ -26,7 +26,6 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -34,7 +33,7 @@ from matplotlib.ticker import MaxNLocator
 
 from tinyid.class_channel import ClassChannelMLP, input_scale_for
 from tinyid.data import load_dataset
-from tinyid.experiments.training import fit_or_diverge
+from tinyid.experiments.training import fit_or_diverge, scaled_inputs
 from tinyid.layers import MLP
 from tinyid.optim import SGD
 from tinyid.plots import save_figure
@@ -143,8 +142,7 @@ def run(args) -> dict:
     deep = {}
     for name, model, inputs in (("identity", identity, data), ("Xavier", xavier, None)):
         if inputs is None:  # the plain MLP sees the same scaled input as the class-channel net
-            inputs = SimpleNamespace(x_train=data.x_train * np.float32(scale), y_train=data.y_train,
-                                     x_test=data.x_test * np.float32(scale), y_test=data.y_test)
+            inputs = scaled_inputs(data, scale)
         probe = inputs.x_test[:cfg.n_probe]
         recorder = ActivationRecorder(probe, fractions=(0.0, 1.0))
         trainer = Trainer(model, SGD(model.params, lr=0.01), seed=args.seed, batch_size=128)

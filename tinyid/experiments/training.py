@@ -6,7 +6,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+import numpy as np
 
 from tinyid import optim
 from tinyid.data import load_dataset
@@ -14,7 +17,7 @@ from tinyid.layers import MLP
 from tinyid.plots import learning_curves, save_figure
 from tinyid.train import EpochLogger, NonFiniteLossError, Trainer, format_epoch
 
-__all__ = ["RunSpec", "run_training", "fit_or_diverge"]
+__all__ = ["RunSpec", "run_training", "fit_or_diverge", "scaled_inputs"]
 
 
 @dataclass
@@ -102,6 +105,17 @@ def run_training(spec: RunSpec, out, *, progress: "bool | None" = None, resume: 
         title = f"{data.name}: {trainer.model.activation.name} MLP {sizes}"
         save_figure(learning_curves(history, title), out / "learning_curves.png")
     return metrics
+
+
+def scaled_inputs(data, factor: float) -> SimpleNamespace:
+    """``data`` with its inputs multiplied by ``factor`` (float32), labels shared: what ``fit_or_diverge`` takes.
+
+    Lets a plain MLP see the same input as a :class:`~tinyid.class_channel.ClassChannelMLP` with
+    ``input_scale=factor``.
+    """
+    factor = np.float32(factor)
+    return SimpleNamespace(x_train=data.x_train * factor, y_train=data.y_train,
+                           x_test=data.x_test * factor, y_test=data.y_test)
 
 
 class _LabelledEpochLogger(EpochLogger):
